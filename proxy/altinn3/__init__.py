@@ -1,0 +1,1 @@
+"""proxy.altinn3 package."""

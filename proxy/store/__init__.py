@@ -1,0 +1,1 @@
+"""proxy.store package."""

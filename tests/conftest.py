@@ -1,0 +1,115 @@
+"""Suite-wide guards and shared fixtures.
+
+* Every asyncio test runs on a loop in debug mode with ``slow_callback_duration`` set, and a test
+  fails when any callback held the loop longer than that: no test may block the event loop.
+* ``altinn3_contract`` judges every request a fake Altinn 3 API receives by Altinn's published
+  OpenAPI specifications (skipped with a reason where ``../shared`` is absent).
+* ``postgres_dsn`` points at the PostgreSQL server of this machine; under ``CI=true`` its absence is
+  a failure, not a skip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+
+import pytest
+
+from tests.contract import REFERENCE, ContractObserver, load_contract_module
+
+SLOW_CALLBACK_SECONDS = float(os.environ.get("ALTINN_PROXY_TEST_SLOW_CALLBACK", "0.5"))
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+class _SlowCallbackRecorder(logging.Handler):
+    """Collects asyncio's 'Executing <handle> took N seconds' warnings."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.WARNING)
+        self.records: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message.startswith("Executing ") and " took " in message:
+            self.records.append(message)
+
+
+_slow_callbacks = _SlowCallbackRecorder()
+logging.getLogger("asyncio").addHandler(_slow_callbacks)
+
+
+def _debug_loop() -> asyncio.AbstractEventLoop:
+    loop = asyncio.new_event_loop()
+    loop.set_debug(True)
+    loop.slow_callback_duration = SLOW_CALLBACK_SECONDS
+    return loop
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """Run every asyncio test on a debug loop that reports slow callbacks."""
+    return {"loop": _debug_loop}
+
+
+@pytest.fixture(autouse=True)
+def _no_blocked_event_loop() -> Iterator[None]:
+    before = len(_slow_callbacks.records)
+    yield
+    blocked = _slow_callbacks.records[before:]
+    if blocked:
+        pytest.fail("the event loop was blocked:\n" + "\n".join(blocked[:5]), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def _contract_module():  # type: ignore[no-untyped-def]
+    module = load_contract_module()
+    if module is None:
+        pytest.skip("../shared/tools/altinn3_contract.py is absent: Altinn 3 contract checks need ../shared")
+    return module.Contract.load(REFERENCE / "altinn3")
+
+
+@pytest.fixture
+def altinn3_contract(_contract_module) -> Iterator[ContractObserver]:  # type: ignore[no-untyped-def]
+    """An observer for fakes; the test fails if any request broke Altinn's published contract."""
+    observer = ContractObserver(_contract_module)
+    yield observer
+    assert not observer.problems, "requests that break Altinn's published contract:\n" + "\n".join(
+        observer.problems
+    )
+
+
+def reference_dir() -> os.PathLike[str]:
+    """The shared reference folder, or skip the calling test with a clear reason."""
+    if not REFERENCE.is_dir():
+        pytest.skip("../shared/reference is absent: this test reads the original Altinn contracts from it")
+    return REFERENCE
+
+
+@pytest.fixture
+def reference() -> os.PathLike[str]:
+    """``../shared/reference`` (skips with a reason where absent)."""
+    return reference_dir()
+
+
+POSTGRES_ADMIN_DSN = os.environ.get("ALTINN_PROXY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture
+async def postgres_dsn() -> AsyncIterator[str]:
+    """A DSN for a fresh, empty database on the local server, dropped after the test."""
+    asyncpg = pytest.importorskip("asyncpg")
+    try:
+        admin = await asyncpg.connect(POSTGRES_ADMIN_DSN, timeout=5)
+    except (OSError, asyncpg.PostgresError) as error:
+        if IN_CI:
+            pytest.fail(f"PostgreSQL is required under CI=true but unreachable at {POSTGRES_ADMIN_DSN}: {error}")
+        pytest.skip(f"PostgreSQL is not reachable at {POSTGRES_ADMIN_DSN}: {error}")
+    name = f"altinn_proxy_test_{uuid.uuid4().hex[:12]}"
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield POSTGRES_ADMIN_DSN.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
