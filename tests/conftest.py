@@ -48,7 +48,9 @@ def _debug_loop() -> asyncio.AbstractEventLoop:
     return loop
 
 
-def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
     """Run every asyncio test on a debug loop that reports slow callbacks."""
     return {"loop": _debug_loop}
 
@@ -93,7 +95,9 @@ def reference() -> os.PathLike[str]:
     return reference_dir()
 
 
-POSTGRES_ADMIN_DSN = os.environ.get("ALTINN_PROXY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+POSTGRES_ADMIN_DSN = os.environ.get(
+    "ALTINN_PROXY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 
 
 @pytest.fixture
@@ -104,7 +108,7 @@ async def postgres_dsn() -> AsyncIterator[str]:
         admin = await asyncpg.connect(POSTGRES_ADMIN_DSN, timeout=5)
     except (OSError, asyncpg.PostgresError) as error:
         if IN_CI:
-            pytest.fail(f"PostgreSQL is required under CI=true but unreachable at {POSTGRES_ADMIN_DSN}: {error}")
+            pytest.fail(f"PostgreSQL is required under CI=true but unreachable: {error}")
         pytest.skip(f"PostgreSQL is not reachable at {POSTGRES_ADMIN_DSN}: {error}")
     name = f"altinn_proxy_test_{uuid.uuid4().hex[:12]}"
     await admin.execute(f'CREATE DATABASE "{name}"')

@@ -25,7 +25,8 @@ def load_contract_module() -> ModuleType | None:
     if "altinn3_contract" in sys.modules:
         return sys.modules["altinn3_contract"]
     spec = importlib.util.spec_from_file_location("altinn3_contract", path)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules["altinn3_contract"] = module
     spec.loader.exec_module(module)
