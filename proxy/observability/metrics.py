@@ -1,0 +1,37 @@
+"""Process-wide Prometheus metrics of the web layer, and the metrics endpoint on its own port.
+
+Each package defines its own metrics next to its code in the default registry; this module serves
+them all. Labels are bounded: routes are the matched resource's canonical path, never the raw URL.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
+
+REQUESTS = Counter(
+    "altinn_proxy_http_requests_total", "HTTP requests served", ["route", "method", "status_class"]
+)
+REQUEST_SECONDS = Histogram(
+    "altinn_proxy_http_request_seconds",
+    "Time to serve an HTTP request",
+    ["route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 120),
+)
+IN_FLIGHT = Gauge("altinn_proxy_http_in_flight", "Requests being served right now")
+READY = Gauge("altinn_proxy_ready", "1 when /readyz answers 200")
+MAPPING_SET = Gauge("altinn_proxy_mapping_set_info", "The active mapping set", ["hash"])
+
+
+async def _metrics(_: web.Request) -> web.Response:
+    response = web.Response(body=generate_latest(REGISTRY))
+    response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
+    response.charset = "utf-8"
+    return response
+
+
+def create_metrics_app() -> web.Application:
+    """A tiny application that serves ``/metrics`` (run it on the metrics port)."""
+    app = web.Application()
+    app.router.add_get("/metrics", _metrics)
+    return app

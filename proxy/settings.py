@@ -1,0 +1,448 @@
+"""Typed settings: one YAML file plus ``ALTINN_PROXY_...`` environment overrides, validated once.
+
+Every problem is reported as one line that names the file, the line (where the key is in the file),
+the dotted key and what is wrong, e.g.::
+
+    proxy.yaml:7: listen.prot: unknown key (did you mean 'port'?)
+
+Secrets are never inlined: the settings hold *paths* to files (Kubernetes mounts secrets as files),
+and a missing or unreadable file is a settings error. Nothing here logs a secret's content.
+
+Environment overrides use ``__`` between levels: ``ALTINN_PROXY_LISTEN__PORT=9000`` sets
+``listen.port``; values are read as YAML scalars (``true``, ``12``, ``a string``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from proxy.errors import ConfigurationError
+
+ENV_PREFIX = "ALTINN_PROXY_"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _readable_file(value: Path | None) -> Path | None:
+    if value is None:
+        return None
+    if not value.is_file():
+        raise ValueError(f"file {str(value)!r} does not exist or is not a file")
+    if not os.access(value, os.R_OK):
+        raise ValueError(f"file {str(value)!r} is not readable")
+    return value
+
+
+class Listen(_Section):
+    """Where the proxy and its metrics listen."""
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8080
+    metrics_host: str = "127.0.0.1"
+    metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9464
+    #: The URL legacy clients use to reach the proxy (for WSDL addresses); default: from the request.
+    external_url: str | None = None
+
+
+ENVIRONMENTS: dict[str, dict[str, str]] = {
+    "tt02": {
+        "platform_url": "https://platform.tt02.altinn.no",
+        "apps_url": "https://{org}.apps.tt02.altinn.no",
+        "maskinporten_well_known": "https://test.maskinporten.no/.well-known/oauth-authorization-server",
+    },
+    "production": {
+        "platform_url": "https://platform.altinn.no",
+        "apps_url": "https://{org}.apps.altinn.no",
+        "maskinporten_well_known": "https://maskinporten.no/.well-known/oauth-authorization-server",
+    },
+}
+
+
+class Altinn(_Section):
+    """Which Altinn 3 environment to talk to: a named one, or explicit URLs (``custom``)."""
+
+    environment: Literal["tt02", "production", "custom"] = "tt02"
+    platform_url: str | None = None
+    #: Pattern of an app's base URL, with ``{org}`` for the app owner.
+    apps_url: str | None = None
+    maskinporten_well_known: str | None = None
+    #: Explicit issuer and token endpoint instead of reading the well-known metadata.
+    maskinporten_issuer: str | None = None
+    maskinporten_token_endpoint: str | None = None
+
+    @model_validator(mode="after")
+    def _fill_from_environment(self) -> Altinn:
+        defaults = ENVIRONMENTS.get(self.environment, {})
+        for name in ("platform_url", "apps_url", "maskinporten_well_known"):
+            if getattr(self, name) is None and name in defaults:
+                object.__setattr__(self, name, defaults[name])
+        if self.platform_url is None:
+            raise ValueError("environment 'custom' needs platform_url")
+        if self.maskinporten_well_known is None and not (
+            self.maskinporten_issuer and self.maskinporten_token_endpoint
+        ):
+            raise ValueError(
+                "environment 'custom' needs maskinporten_well_known, "
+                "or maskinporten_issuer and maskinporten_token_endpoint"
+            )
+        if self.apps_url is not None and "{org}" not in self.apps_url:
+            raise ValueError("apps_url must contain '{org}'")
+        return self
+
+    @property
+    def platform(self) -> str:
+        """The platform base URL without a trailing slash."""
+        assert self.platform_url is not None  # set by the validator
+        return self.platform_url.rstrip("/")
+
+
+class Maskinporten(_Section):
+    """The proxy's one Maskinporten client (the vendor's). Key material is read from files."""
+
+    client_id: str
+    #: A private key registered on the client (PEM or JWK), used with ``kid``.
+    key_file: Path | None = None
+    kid: str | None = None
+    #: Or a business certificate (PKCS#12) whose chain goes into ``x5c``.
+    certificate_file: Path | None = None
+    certificate_password_file: Path | None = None
+    #: Seconds before expiry at which a token is refreshed at the latest.
+    refresh_margin_seconds: Annotated[float, Field(ge=0)] = 20.0
+
+    @field_validator("key_file", "certificate_file", "certificate_password_file")
+    @classmethod
+    def _files_exist(cls, value: Path | None) -> Path | None:
+        return _readable_file(value)
+
+    @model_validator(mode="after")
+    def _one_kind_of_key(self) -> Maskinporten:
+        if (self.key_file is None) == (self.certificate_file is None):
+            raise ValueError("set exactly one of key_file (with kid) or certificate_file")
+        if self.key_file is not None and not self.kid:
+            raise ValueError("key_file needs kid (the key id registered on the Maskinporten client)")
+        if self.certificate_file is not None and self.certificate_password_file is None:
+            raise ValueError("certificate_file needs certificate_password_file")
+        return self
+
+
+class Store(_Section):
+    """Durable state: SQLite in the data directory by default, or one PostgreSQL DSN."""
+
+    #: ``sqlite:///path.db`` or ``postgresql://user@host/db``; default: SQLite in ``data_dir``.
+    url: str | None = None
+    #: File holding the PostgreSQL password (kept out of the URL).
+    password_file: Path | None = None
+    idempotency_retention_hours: Annotated[float, Field(gt=0)] = 72.0
+
+    @field_validator("password_file")
+    @classmethod
+    def _files_exist(cls, value: Path | None) -> Path | None:
+        return _readable_file(value)
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("sqlite://", "postgresql://", "postgres://")):
+            raise ValueError("must start with sqlite:// or postgresql://")
+        return value
+
+
+class Limits(_Section):
+    """Bounds on what a caller may send."""
+
+    max_body_bytes: Annotated[int, Field(gt=0)] = 50 * 1024 * 1024
+    max_streamed_bytes: Annotated[int, Field(gt=0)] = 1024 * 1024 * 1024 + 64 * 1024 * 1024
+    max_xml_depth: Annotated[int, Field(gt=0)] = 64
+    max_xml_elements: Annotated[int, Field(gt=0)] = 100_000
+    max_xml_text_bytes: Annotated[int, Field(gt=0)] = 50 * 1024 * 1024
+    body_read_timeout_seconds: Annotated[float, Field(gt=0)] = 60.0
+
+
+class Timeouts(_Section):
+    """Outbound timeouts (seconds). Every outbound call has all of them set."""
+
+    connect: Annotated[float, Field(gt=0)] = 5.0
+    read: Annotated[float, Field(gt=0)] = 30.0
+    total: Annotated[float, Field(gt=0)] = 60.0
+    streamed_total: Annotated[float, Field(gt=0)] = 3600.0
+    token: Annotated[float, Field(gt=0)] = 10.0
+    #: How long in-flight requests may run after SIGTERM before the process exits.
+    drain: Annotated[float, Field(ge=0)] = 25.0
+    #: How long /readyz reports 503 while still serving, so the load balancer stops sending first.
+    drain_delay: Annotated[float, Field(ge=0)] = 0.0
+
+
+class CorrespondenceRoute(_Section):
+    """A legacy correspondence service routed to an Altinn 3 resource."""
+
+    service_code: str
+    service_edition: str
+    resource_id: str
+
+
+class BrokerRoute(_Section):
+    """A legacy broker service routed to an Altinn 3 broker resource."""
+
+    service_code: str
+    service_edition: str
+    resource_id: str
+    #: Inject manifest.xml into downloads, as Altinn 3's manifest shim did.
+    manifest_shim: bool = False
+
+
+class AppRoute(_Section):
+    """A legacy form service routed to an Altinn 3 app."""
+
+    service_code: str
+    service_edition: str
+    org: str
+    app: str
+    data_type: str
+
+
+class Routing(_Section):
+    """The deployment's routing tables: ServiceCode/ServiceEdition to Altinn 3."""
+
+    correspondence: tuple[CorrespondenceRoute, ...] = ()
+    broker: tuple[BrokerRoute, ...] = ()
+    apps: tuple[AppRoute, ...] = ()
+
+    @model_validator(mode="after")
+    def _unique(self) -> Routing:
+        for table in ("correspondence", "broker", "apps"):
+            seen: set[tuple[str, str]] = set()
+            for route in getattr(self, table):
+                key = (route.service_code, route.service_edition)
+                if key in seen:
+                    raise ValueError(f"{table}: ServiceCode {key[0]} edition {key[1]} is routed twice")
+                seen.add(key)
+        return self
+
+
+class Identity(_Section):
+    """Where legacy credentials live and which peers may forward client certificates."""
+
+    credentials_file: Path
+    #: CA bundle that issues accepted enterprise certificates.
+    client_ca_file: Path | None = None
+    #: Header in which a trusted ingress forwards the client certificate.
+    client_certificate_header: str = "X-Forwarded-Client-Cert"
+    trusted_proxies: tuple[str, ...] = ()
+    lockout_failures: Annotated[int, Field(gt=0)] = 5
+    lockout_seconds: Annotated[float, Field(gt=0)] = 300.0
+
+    @field_validator("credentials_file", "client_ca_file")
+    @classmethod
+    def _files_exist(cls, value: Path | None) -> Path | None:
+        return _readable_file(value)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(f"{network!r} is not an IP network (e.g. 10.0.0.0/8)") from None
+        return value
+
+
+class Logging(_Section):
+    """Log format and level. ``auto`` is JSON unless attached to a terminal."""
+
+    format: Literal["auto", "json", "console"] = "auto"
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class Settings(_Section):
+    """Everything altinn-proxy needs to serve, validated once at start."""
+
+    listen: Listen = Listen()
+    altinn: Altinn = Altinn()
+    maskinporten: Maskinporten
+    identity: Identity
+    store: Store = Store()
+    data_dir: Path = Path("data")
+    mappings_dir: Path = Path("mappings")
+    #: Operator-supplied original WSDL files, served with rewritten addresses.
+    wsdl_dir: Path | None = None
+    limits: Limits = Limits()
+    timeouts: Timeouts = Timeouts()
+    routing: Routing = Routing()
+    logging: Logging = Logging()
+
+    @property
+    def store_url(self) -> str:
+        """The store URL, defaulting to SQLite in the data directory."""
+        return self.store.url or f"sqlite:///{self.data_dir / 'altinn-proxy.db'}"
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+
+
+def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read, override from the environment, and validate; raise ConfigurationError on any problem.
+
+    Relative paths in the file are resolved against the file's folder.
+    """
+    environ = os.environ if environ is None else environ
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigurationError(f"cannot read settings file: {error.strerror}", location=str(path)) from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text) if node is not None else {}
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(error, "problem", None) or "not valid YAML"
+        raise ConfigurationError(f"not valid YAML: {problem}", location=where) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigurationError("the settings file must be a mapping of keys", location=str(path))
+    lines = _line_numbers(node) if node is not None else {}
+    lines.update(_environment_locations(environ))
+    data = apply_environment(data, environ)
+    return validate_settings(data, source=path, lines=lines, base_dir=path.resolve().parent)
+
+
+def validate_settings(
+    data: Mapping[str, Any],
+    *,
+    source: Path | str = "<settings>",
+    lines: Mapping[tuple[str, ...], int | str] | None = None,
+    base_dir: Path | None = None,
+) -> Settings:
+    """Validate a settings mapping; the first problem becomes a located ConfigurationError."""
+    if base_dir is not None:
+        data = _resolve_paths(data, base_dir)
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as error:
+        raise _located(error, data, str(source), lines or {}) from None
+
+
+def apply_environment(data: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """Overlay ``ALTINN_PROXY_A__B=value`` variables onto the settings mapping."""
+    merged: dict[str, Any] = _deep_copy(data)
+    for name, raw in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX) or name.startswith(ENV_PREFIX + "TEST_"):
+            continue
+        keys = [part.lower() for part in name[len(ENV_PREFIX) :].split("__") if part]
+        if not keys:
+            continue
+        target = merged
+        for key in keys[:-1]:
+            child = target.get(key)
+            if not isinstance(child, dict):
+                child = {}
+                target[key] = child
+            target = child
+        try:
+            target[keys[-1]] = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError:
+            target[keys[-1]] = raw
+    return merged
+
+
+_PATH_KEYS = {
+    ("data_dir",),
+    ("mappings_dir",),
+    ("wsdl_dir",),
+    ("maskinporten", "key_file"),
+    ("maskinporten", "certificate_file"),
+    ("maskinporten", "certificate_password_file"),
+    ("store", "password_file"),
+    ("identity", "credentials_file"),
+    ("identity", "client_ca_file"),
+}
+
+
+def _resolve_paths(data: Mapping[str, Any], base_dir: Path) -> dict[str, Any]:
+    resolved = _deep_copy(data)
+    for keys in _PATH_KEYS:
+        parent: Any = resolved
+        for key in keys[:-1]:
+            parent = parent.get(key) if isinstance(parent, dict) else None
+        if isinstance(parent, dict) and isinstance(parent.get(keys[-1]), str):
+            value = Path(parent[keys[-1]]).expanduser()
+            parent[keys[-1]] = value if value.is_absolute() else base_dir / value
+    return resolved
+
+
+def _deep_copy(data: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: _deep_copy(value) if isinstance(value, Mapping) else value for key, value in data.items()}
+
+
+def _environment_locations(environ: Mapping[str, str]) -> dict[tuple[str, ...], int | str]:
+    """Key paths set by the environment, located as the variable that set them."""
+    return {
+        tuple(part.lower() for part in name[len(ENV_PREFIX) :].split("__") if part): f"environment {name}"
+        for name in environ
+        if name.startswith(ENV_PREFIX)
+    }
+
+
+def _line_numbers(node: yaml.Node, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], int | str]:
+    """Map each dotted key path (and list index) of a composed YAML document to its line."""
+    lines: dict[tuple[str, ...], int | str] = {}
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            path = (*prefix, str(key_node.value))
+            lines[path] = key_node.start_mark.line + 1
+            lines.update(_line_numbers(value_node, path))
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            path = (*prefix, str(index))
+            lines[path] = item.start_mark.line + 1
+            lines.update(_line_numbers(item, path))
+    return lines
+
+
+def _located(
+    error: ValidationError, data: Mapping[str, Any], source: str, lines: Mapping[tuple[str, ...], int | str]
+) -> ConfigurationError:
+    first = error.errors(include_url=False)[0]
+    loc = tuple(str(part) for part in first["loc"])
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        message = "unknown key" + _suggestion(loc, data)
+    elif first["type"] == "missing":
+        message = "required key is missing"
+    line = _nearest_line(loc, lines)
+    where = line if isinstance(line, str) else f"{source}:{line}" if line else source
+    key = ".".join(loc) or "(top level)"
+    return ConfigurationError(f"{key}: {message}", location=where)
+
+
+def _nearest_line(loc: tuple[str, ...], lines: Mapping[tuple[str, ...], int | str]) -> int | str | None:
+    for end in range(len(loc), 0, -1):
+        if loc[:end] in lines:
+            return lines[loc[:end]]
+    return None
+
+
+def _suggestion(loc: tuple[str, ...], data: Mapping[str, Any]) -> str:
+    model: type[BaseModel] = Settings
+    for part in loc[:-1]:
+        field = model.model_fields.get(part)
+        annotation = getattr(field, "annotation", None)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+        else:
+            return ""
+    close = difflib.get_close_matches(loc[-1], list(model.model_fields), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -1,0 +1,65 @@
+"""Liveness and readiness.
+
+``/healthz`` answers 200 while the process serves at all. ``/readyz`` answers 200 only when every
+registered check passes and the process is not draining; it turns 503 the moment SIGTERM arrives,
+while in-flight requests still complete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from proxy.observability.metrics import READY
+
+ReadinessCheck = Callable[[], Awaitable[dict[str, Any]]]
+"""Returns details for ``/readyz``; raises (any exception) when not ready."""
+
+CHECK_TIMEOUT_SECONDS = 2.0
+
+
+@dataclass
+class Readiness:
+    """The process's readiness: draining flag plus named checks."""
+
+    draining: bool = False
+    checks: dict[str, ReadinessCheck] = field(default_factory=dict)
+
+    async def report(self) -> tuple[bool, dict[str, Any]]:
+        """Run every check (bounded in time); ``(ready, details)``."""
+        details: dict[str, Any] = {"draining": self.draining}
+        ready = not self.draining
+        for name, check in self.checks.items():
+            try:
+                details[name] = await asyncio.wait_for(check(), CHECK_TIMEOUT_SECONDS)
+            except Exception as error:  # a failing check means "not ready", whatever it raised
+                ready = False
+                details[name] = {"ok": False, "error": type(error).__name__}
+        READY.set(1 if ready else 0)
+        details["ready"] = ready
+        return ready, details
+
+
+READINESS = web.AppKey("readiness", Readiness)
+
+
+async def healthz(_: web.Request) -> web.Response:
+    """The process is alive."""
+    return web.json_response({"alive": True})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """200 when ready to take traffic, 503 while draining or when a check fails."""
+    ready, details = await request.app[READINESS].report()
+    return web.json_response(details, status=200 if ready else 503)
+
+
+def add_health_routes(app: web.Application, readiness: Readiness) -> None:
+    """Register ``/healthz`` and ``/readyz`` on ``app``."""
+    app[READINESS] = readiness
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
