@@ -19,7 +19,9 @@ async def test_health_logs_and_sigterm(settings_file: Path) -> None:
             async with session.get(f"{proxy.base_url}/healthz") as response:
                 assert response.status == 200
                 generated_id = response.headers["X-Request-Id"]
-            async with session.get(f"{proxy.base_url}/readyz", headers={"X-Request-Id": "caller-42"}) as response:
+            async with session.get(
+                f"{proxy.base_url}/readyz", headers={"X-Request-Id": "caller-42"}
+            ) as response:
                 assert response.status == 200
                 assert response.headers["X-Request-Id"] == "caller-42"
                 assert (await response.json())["ready"] is True

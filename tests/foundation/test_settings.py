@@ -42,7 +42,9 @@ def test_named_environment_fills_urls(settings_file: Path) -> None:
         ("  client_id: 7b1c1f27-0d5e-4b0f-9d1c-3a3b0c6f2f10\n", "", "maskinporten.client_id: required key"),
     ],
 )
-def test_problems_are_located_one_line_messages(settings_file: Path, old: str, new: str, expected: str) -> None:
+def test_problems_are_located_one_line_messages(
+    settings_file: Path, old: str, new: str, expected: str
+) -> None:
     _rewrite(settings_file, old, new)
     with pytest.raises(ConfigurationError) as caught:
         load_settings(settings_file, environ={})
@@ -55,12 +57,14 @@ def test_problems_are_located_one_line_messages(settings_file: Path, old: str, n
 def test_environment_overrides_and_names_the_variable(settings_file: Path) -> None:
     settings = load_settings(settings_file, environ={"ALTINN_PROXY_LISTEN__METRICS_PORT": "9999"})
     assert settings.listen.metrics_port == 9999
-    with pytest.raises(ConfigurationError, match="environment ALTINN_PROXY_LISTEN__PORT: listen.port"):
+    with pytest.raises(ConfigurationError, match=r"environment ALTINN_PROXY_LISTEN__PORT: listen\.port"):
         load_settings(settings_file, environ={"ALTINN_PROXY_LISTEN__PORT": "not-a-port"})
 
 
 def test_duplicate_routes_are_refused(settings_file: Path) -> None:
-    route = '    - {service_code: "4711", service_edition: "1", resource_id: ttd-migratedcorrespondence-4711-1}\n'
+    route = (
+        '    - {service_code: "4711", service_edition: "1", resource_id: ttd-migratedcorrespondence-4711-1}\n'
+    )
     settings_file.write_text(settings_file.read_text() + route)
     with pytest.raises(ConfigurationError, match="ServiceCode 4711 edition 1 is routed twice"):
         load_settings(settings_file, environ={})
