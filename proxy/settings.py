@@ -235,8 +235,8 @@ class Identity(_Section):
     credentials_file: Path
     #: CA bundle that issues accepted enterprise certificates.
     client_ca_file: Path | None = None
-    #: Header in which a trusted ingress forwards the client certificate.
-    client_certificate_header: str = "X-Forwarded-Client-Cert"
+    #: Header in which a trusted ingress forwards the client certificate (ingress-nginx: URL-encoded PEM).
+    client_certificate_header: str = "ssl-client-cert"
     trusted_proxies: tuple[str, ...] = ()
     lockout_failures: Annotated[int, Field(gt=0)] = 5
     lockout_seconds: Annotated[float, Field(gt=0)] = 300.0
