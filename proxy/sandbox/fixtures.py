@@ -1,0 +1,58 @@
+"""The sandbox's fixed demo world, documented in the README so that examples can be copy-pasted.
+
+One Maskinporten client, owned by the service owner ``ttd`` (organisation 310000035), which is also
+the vendor of the system whose system users the two demo end-user systems act through. All
+organisation numbers carry valid check digits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+CLIENT_ID = "5b0b1c2e-7a3d-4a57-9f0e-2f6c7d8e9a10"
+CLIENT_KID = "altinn-proxy-sandbox"
+VENDOR_ORG = "310000035"
+SYSTEM_ID = f"{VENDOR_ORG}_altinn_proxy"
+SERVICE_OWNER_CODE = "ttd"
+SERVICE_OWNER_ORG = VENDOR_ORG
+
+CORRESPONDENCE_SERVICE = ("4711", "1")
+CORRESPONDENCE_RESOURCE = "ttd-migratedcorrespondence-4711-1"
+BROKER_SERVICE = ("4712", "1")
+BROKER_RESOURCE = "ttd-broker-4712"
+
+END_USER_SCOPES = (
+    "altinn:correspondence.read",
+    "altinn:broker.read",
+    "altinn:broker.write",
+    "digdir:dialogporten",
+)
+SERVICE_OWNER_SCOPES = (
+    "altinn:serviceowner",
+    "altinn:correspondence.read",
+    "altinn:correspondence.write",
+    "altinn:broker.read",
+    "altinn:broker.write",
+)
+#: Every scope registered on the sandbox's Maskinporten client.
+CLIENT_SCOPES = tuple(sorted({*END_USER_SCOPES, *SERVICE_OWNER_SCOPES}))
+
+
+@dataclass(frozen=True)
+class DemoCaller:
+    """A legacy credential of the sandbox."""
+
+    username: str
+    password: str
+    orgs: tuple[str, ...] = ()
+    service_owner: str | None = None
+    org: str | None = None
+
+
+DEMO_CALLERS = (
+    DemoCaller("demo-eus", "demo-eus-password", orgs=("310000019",)),
+    DemoCaller("demo-eus2", "demo-eus2-password", orgs=("310000027",)),
+    DemoCaller("demo-so", "demo-so-password", service_owner=SERVICE_OWNER_CODE, org=SERVICE_OWNER_ORG),
+)
+#: Organisations that have approved a system user for the sandbox's system.
+SYSTEM_USER_ORGS = ("310000019", "310000027")

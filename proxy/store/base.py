@@ -1,0 +1,267 @@
+"""The store interface, and the logic both backends share.
+
+Invariants (both backends):
+
+* Id registry: ``(kind, guid, owner_org)`` is unique and maps to one legacy id for ever; a legacy id is
+  never reused (PostgreSQL: one sequence; SQLite: ``AUTOINCREMENT``). Every race between replicas is
+  decided by the database's unique constraint, never by Python state. Ids may have gaps (a lost race
+  burns a sequence value); nothing depends on them being dense.
+* Resolution always filters by owner org in SQL, and every miss raises the same ``NotFound`` text, so
+  another org's id is indistinguishable from a non-existent one.
+* Idempotency: exactly one ``begin`` per key sees ``NEW`` while a record exists; the insert of the
+  in-flight row is that decision. A holder that died is replaced only after its lease ran out, by a
+  compare-and-set on its token so two waiters cannot both take over.
+* Every write is committed before the method returns: an acknowledged id, receipt or outcome survives
+  ``kill -9`` of the process.
+"""
+
+from __future__ import annotations
+
+import abc
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from types import TracebackType
+from typing import Self
+
+from proxy.errors import InProgress, NotFound
+from proxy.store.model import (
+    BeginState,
+    Begun,
+    IdempotencyKey,
+    InFlightRecord,
+    Outcome,
+    Receipt,
+    ReceiptReference,
+    StoreOptions,
+    as_utc,
+    canonical_guid,
+    check_kind,
+    check_legacy_id,
+    check_org,
+    check_receipt,
+    encode_outcome,
+    not_found,
+)
+
+#: The kind under which receipt ids are registered (``allocate_id(RECEIPT_KIND, guid, org)``).
+RECEIPT_KIND = "receipt"
+
+
+class Store(abc.ABC):
+    """Durable state of the proxy: legacy id registry, idempotency records and receipts.
+
+    Obtain one with :func:`proxy.store.open_store`; it is safe to share between tasks and, through the
+    database, between processes and replicas. Driver failures raise ``StoreUnavailable``.
+    """
+
+    def __init__(self, options: StoreOptions) -> None:
+        self.options = options
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    @property
+    @abc.abstractmethod
+    def description(self) -> str:
+        """Backend and location with any password redacted, fit for logs."""
+
+    @property
+    @abc.abstractmethod
+    def expected_schema_version(self) -> int:
+        """The schema version this code migrates to and works with."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release connections. The store cannot be used afterwards."""
+
+    @abc.abstractmethod
+    async def migrate(self) -> int:
+        """Apply pending schema migrations (idempotent, safe concurrently); return the schema version."""
+
+    @abc.abstractmethod
+    async def schema_version(self) -> int:
+        """The schema version the database is at (0 for an empty database)."""
+
+    @abc.abstractmethod
+    async def ping(self) -> None:
+        """Raise ``StoreUnavailable`` unless the database answers a trivial query."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    # -- id registry -----------------------------------------------------------------------------
+
+    async def allocate_id(self, kind: str, guid: str, owner_org: str) -> int:
+        """The legacy integer id for ``guid`` of ``kind`` owned by ``owner_org``, allocated on first use.
+
+        Idempotent: the same ``(kind, guid, owner_org)`` always gets the same positive 32-bit integer,
+        across calls, processes and replicas.
+        """
+        return (await self.allocate_ids(kind, [guid], owner_org))[guid]
+
+    async def allocate_ids(self, kind: str, guids: Iterable[str], owner_org: str) -> dict[str, int]:
+        """:meth:`allocate_id` for many GUIDs in one round trip; keys are the GUIDs as given."""
+        check_kind(kind)
+        owner_org = check_org(owner_org)
+        canonical = {guid: canonical_guid(guid) for guid in guids}
+        if not canonical:
+            return {}
+        ids = await self._allocate(kind, owner_org, sorted(set(canonical.values())), self._now())
+        return {given: ids[canon] for given, canon in canonical.items()}
+
+    async def resolve_id(self, kind: str, legacy_id: int, owner_org: str) -> str:
+        """The GUID behind ``legacy_id``; ``NotFound`` if it does not exist *or* belongs to another org."""
+        check_kind(kind)
+        check_legacy_id(kind, legacy_id)
+        guid = await self._resolve(kind, legacy_id, check_org(owner_org))
+        if guid is None:
+            raise not_found(kind, legacy_id)
+        return guid
+
+    # -- idempotency -----------------------------------------------------------------------------
+
+    async def begin(self, key: IdempotencyKey) -> Begun:
+        """Claim ``key`` for a new submission, or learn what the first identical submission answered.
+
+        ``NEW``: the caller does the work, then calls :meth:`complete` (or :meth:`fail` to let a retry
+        proceed). ``COMPLETED``: ``outcome`` is the stored answer; do nothing else. While an identical
+        submission is in flight this waits up to ``options.in_flight_wait`` for it, then raises
+        ``InProgress``. A holder whose lease expired is presumed dead and replaced.
+        """
+        digest = key.digest
+        lease = self.options.idempotency_lease
+        deadline: datetime | None = None
+        while True:
+            now = self._now()
+            token = uuid.uuid4().hex
+            if await self._insert_in_flight(digest, key.caller, key.operation, token, now, now + lease):
+                return Begun(key, BeginState.NEW)
+            record = await self._read_idempotency(digest)
+            if record is None:
+                continue  # released between our insert and our read: try to claim it again
+            if record.state == BeginState.COMPLETED:
+                return Begun(key, BeginState.COMPLETED, record.outcome)
+            if record.lease_until <= now:
+                if await self._take_over(digest, record.token, token, now, now + lease):
+                    return Begun(key, BeginState.NEW)
+                continue
+            if deadline is None:
+                deadline = now + self.options.in_flight_wait
+            if now >= deadline:
+                raise InProgress(
+                    f"an identical {key.operation} submission with the same reference is still being "
+                    "processed; retry later"
+                )
+            await self.options.sleep(self.options.poll_interval.total_seconds())
+
+    async def complete(self, key: IdempotencyKey, outcome: Outcome) -> None:
+        """Record the outcome of the submission claimed with :meth:`begin`; resends will get it.
+
+        The first recorded outcome wins: completing an already completed key changes nothing.
+        """
+        fmt, payload = encode_outcome(outcome)
+        await self._complete(key.digest, key.caller, key.operation, fmt, payload, self._now())
+
+    async def fail(self, key: IdempotencyKey) -> None:
+        """Release an in-flight key after a failed attempt, so a retry starts afresh.
+
+        A completed key is left alone: a late failure report must not erase a delivered outcome.
+        """
+        await self._release(key.digest)
+
+    async def purge_expired(self, now: datetime | None = None) -> int:
+        """Delete idempotency records older than ``options.idempotency_retention``; return how many.
+
+        In-flight records are only purged once their lease has run out too. The id registry and
+        receipts are kept.
+        """
+        moment = as_utc(now) if now is not None else self._now()
+        return await self._purge(moment - self.options.idempotency_retention, moment)
+
+    # -- receipts --------------------------------------------------------------------------------
+
+    async def save_receipt(self, receipt: Receipt) -> None:
+        """Insert or replace ``receipt`` and the sub-receipts it lists, in one transaction.
+
+        Sub-receipts saved earlier and not listed again are kept (an update may name only some).
+
+        Every receipt id must have been allocated (any kind) for the receipt's owner org, else
+        ``NotFound``: a caller cannot attach a receipt to another org's id.
+        """
+        check_receipt(receipt)
+        if not await self._save_receipt(receipt, self._now()):
+            raise not_found(RECEIPT_KIND, receipt.receipt_id)
+
+    async def get_receipt(self, receipt_id: int, owner_org: str) -> Receipt:
+        """The receipt with its direct sub-receipts; ``NotFound`` when absent or another org's."""
+        check_legacy_id(RECEIPT_KIND, receipt_id)
+        receipt = await self._load_receipt(receipt_id, check_org(owner_org))
+        if receipt is None:
+            raise not_found(RECEIPT_KIND, receipt_id)
+        return receipt
+
+    async def find_receipts(self, owner_org: str, reference: ReceiptReference) -> list[Receipt]:
+        """The org's receipts carrying ``reference`` (e.g. an ``ExternalShipmentReference``), oldest first."""
+        owner_org = check_org(owner_org)
+        receipts = []
+        for receipt_id in await self._find_receipt_ids(owner_org, reference):
+            try:
+                receipts.append(await self.get_receipt(receipt_id, owner_org))
+            except NotFound:
+                continue  # replaced concurrently; the listing shows what exists now
+        return receipts
+
+    # -- helpers and backend primitives ----------------------------------------------------------
+
+    def _now(self) -> datetime:
+        return as_utc(self.options.clock())
+
+    @abc.abstractmethod
+    async def _allocate(
+        self, kind: str, owner_org: str, guids: list[str], now: datetime
+    ) -> Mapping[str, int]:
+        """Ids for canonical, sorted, distinct ``guids``, inserting the missing ones."""
+
+    @abc.abstractmethod
+    async def _resolve(self, kind: str, legacy_id: int, owner_org: str) -> str | None: ...
+
+    @abc.abstractmethod
+    async def _insert_in_flight(
+        self, digest: str, caller: str, operation: str, token: str, now: datetime, lease_until: datetime
+    ) -> bool:
+        """Insert an in-flight row unless one exists for ``digest``; True if this call inserted it."""
+
+    @abc.abstractmethod
+    async def _read_idempotency(self, digest: str) -> InFlightRecord | None: ...
+
+    @abc.abstractmethod
+    async def _take_over(
+        self, digest: str, old_token: str, new_token: str, now: datetime, lease_until: datetime
+    ) -> bool:
+        """Replace an expired in-flight holder, only if it still is ``old_token``."""
+
+    @abc.abstractmethod
+    async def _complete(
+        self, digest: str, caller: str, operation: str, fmt: str, payload: bytes, now: datetime
+    ) -> None: ...
+
+    @abc.abstractmethod
+    async def _release(self, digest: str) -> None: ...
+
+    @abc.abstractmethod
+    async def _purge(self, cutoff: datetime, now: datetime) -> int: ...
+
+    @abc.abstractmethod
+    async def _save_receipt(self, receipt: Receipt, now: datetime) -> bool:
+        """Write the receipt tree; False (and nothing written) if an id is not the owner's."""
+
+    @abc.abstractmethod
+    async def _load_receipt(self, receipt_id: int, owner_org: str) -> Receipt | None: ...
+
+    @abc.abstractmethod
+    async def _find_receipt_ids(self, owner_org: str, reference: ReceiptReference) -> list[int]: ...

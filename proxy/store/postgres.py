@@ -1,0 +1,415 @@
+"""The PostgreSQL backend: what several replicas share, through one asyncpg pool.
+
+Legacy ids come from one sequence (``integer``, 1 .. 2^31-1, no cycle), so they are unique across
+replicas without coordination; ``(kind, guid, owner_org)`` is unique, and an allocation that loses a
+race (``ON CONFLICT DO NOTHING``) reads the winner's id. Batches insert in sorted GUID order so two
+overlapping batches cannot wait on each other in a cycle. Statements outside an explicit transaction
+autocommit, so every acknowledged write is durable when the call returns. Migrations run under a
+transaction-scoped advisory lock, so replicas starting together apply each step exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from datetime import datetime
+
+import asyncpg
+
+from proxy.errors import ProxyError, StoreUnavailable
+from proxy.store.base import Store
+from proxy.store.migrations import Migration, check_sequence, latest_version, pending
+from proxy.store.model import (
+    InFlightRecord,
+    Receipt,
+    ReceiptReference,
+    ReceiptStatus,
+    StoreOptions,
+    decode_outcome,
+    references_from_json,
+)
+from proxy.store.url import redact
+
+#: Arbitrary constant naming "altinn-proxy schema migration" among advisory locks.
+_MIGRATION_LOCK = 0x416C_7450_726F_7879 & 0x7FFF_FFFF_FFFF_FFFF
+_COMMAND_TIMEOUT_SECONDS = 30.0
+_RACE_RETRIES = 3
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "id registry, idempotency, receipts",
+        (
+            "CREATE SEQUENCE legacy_id_seq AS integer START WITH 1 MINVALUE 1 MAXVALUE 2147483647 NO CYCLE",
+            """CREATE TABLE id_registry (
+                legacy_id integer PRIMARY KEY DEFAULT nextval('legacy_id_seq'),
+                kind text NOT NULL,
+                guid text NOT NULL,
+                owner_org text NOT NULL,
+                created_at timestamptz NOT NULL,
+                UNIQUE (kind, guid, owner_org))""",
+            "ALTER SEQUENCE legacy_id_seq OWNED BY id_registry.legacy_id",
+            """CREATE TABLE idempotency (
+                digest text PRIMARY KEY,
+                caller text NOT NULL,
+                operation text NOT NULL,
+                state text NOT NULL CHECK (state IN ('in_flight', 'completed')),
+                token text NOT NULL,
+                lease_until timestamptz NOT NULL,
+                outcome_format text,
+                outcome bytea,
+                created_at timestamptz NOT NULL,
+                completed_at timestamptz)""",
+            "CREATE INDEX idempotency_age ON idempotency (created_at)",
+            """CREATE TABLE receipts (
+                receipt_id integer PRIMARY KEY REFERENCES id_registry (legacy_id),
+                owner_org text NOT NULL,
+                parent_receipt_id integer,
+                status text NOT NULL,
+                text text NOT NULL,
+                type_name text NOT NULL,
+                history text NOT NULL,
+                references_json text NOT NULL,
+                created_at timestamptz NOT NULL,
+                last_changed timestamptz NOT NULL)""",
+            "CREATE INDEX receipts_parent ON receipts (parent_receipt_id)",
+            """CREATE TABLE receipt_references (
+                receipt_id integer NOT NULL REFERENCES receipts (receipt_id) ON DELETE CASCADE,
+                type_name text NOT NULL,
+                value text NOT NULL,
+                PRIMARY KEY (receipt_id, type_name, value))""",
+            "CREATE INDEX receipt_references_lookup ON receipt_references (type_name, value)",
+        ),
+    ),
+)
+check_sequence(MIGRATIONS)
+
+_RECEIPT_COLUMNS = (
+    "receipt_id, owner_org, parent_receipt_id, status, text, type_name, history, references_json, "
+    "created_at, last_changed"
+)
+
+_DRIVER_ERRORS = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+class PostgresStore(Store):
+    """:class:`Store` on PostgreSQL. Open with :meth:`open` (or :func:`proxy.store.open_store`)."""
+
+    def __init__(self, dsn: str, pool: asyncpg.Pool, options: StoreOptions) -> None:
+        super().__init__(options)
+        self._where = redact(dsn)
+        self._pool = pool
+
+    @classmethod
+    async def open(cls, dsn: str, options: StoreOptions) -> PostgresStore:
+        """Create the connection pool; ``StoreUnavailable`` (password never shown) if it cannot connect."""
+        try:
+            pool = await asyncpg.create_pool(
+                dsn,
+                min_size=options.pool_min_size,
+                max_size=options.pool_max_size,
+                timeout=options.connect_timeout,
+                command_timeout=_COMMAND_TIMEOUT_SECONDS,
+            )
+        except _DRIVER_ERRORS as error:
+            raise StoreUnavailable(
+                f"cannot connect to PostgreSQL at {redact(dsn)}: {_describe(error)}; "
+                "check the host, port, database name and credentials of the store URL"
+            ) from error
+        return cls(dsn, pool, options)
+
+    @property
+    def description(self) -> str:
+        """The DSN with its password redacted."""
+        return self._where
+
+    @property
+    def expected_schema_version(self) -> int:
+        """The last migration of this backend."""
+        return latest_version(MIGRATIONS)
+
+    async def close(self) -> None:
+        """Close the pool, waiting briefly for connections in use."""
+        try:
+            await asyncio.wait_for(self._pool.close(), timeout=10)
+        except TimeoutError:
+            self._pool.terminate()
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[asyncpg.pool.PoolConnectionProxy]:
+        """A pooled connection; driver errors become ``StoreUnavailable``."""
+        try:
+            async with self._pool.acquire(timeout=self.options.connect_timeout) as connection:
+                yield connection
+        except ProxyError:
+            raise
+        except _DRIVER_ERRORS as error:
+            raise StoreUnavailable(
+                f"the PostgreSQL store at {self._where} failed: {_describe(error)}"
+            ) from error
+
+    # -- schema ----------------------------------------------------------------------------------
+
+    async def migrate(self) -> int:
+        """Apply pending migrations under an advisory lock, each in the transaction that records it."""
+        async with self._connection() as connection, connection.transaction():
+            await connection.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+            await connection.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                "version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL)"
+            )
+            applied = await connection.fetchval("SELECT coalesce(max(version), 0) FROM schema_migrations")
+            for migration in pending(MIGRATIONS, int(applied), where=self._where):
+                for statement in migration.statements:
+                    await connection.execute(statement)
+                await connection.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+                    migration.version,
+                    migration.name,
+                    self._now(),
+                )
+        return latest_version(MIGRATIONS)
+
+    async def schema_version(self) -> int:
+        """The highest applied migration, 0 for an empty database."""
+        async with self._connection() as connection:
+            if await connection.fetchval("SELECT to_regclass('schema_migrations')") is None:
+                return 0
+            return int(await connection.fetchval("SELECT coalesce(max(version), 0) FROM schema_migrations"))
+
+    async def ping(self) -> None:
+        """Run ``SELECT 1``."""
+        async with self._connection() as connection:
+            await connection.fetchval("SELECT 1")
+
+    # -- id registry -----------------------------------------------------------------------------
+
+    async def _allocate(
+        self, kind: str, owner_org: str, guids: list[str], now: datetime
+    ) -> Mapping[str, int]:
+        select = "SELECT guid, legacy_id FROM id_registry WHERE kind = $1 AND owner_org = $2 AND guid = ANY($3::text[])"
+        async with self._connection() as connection:
+            ids = {
+                row["guid"]: row["legacy_id"]
+                for row in await connection.fetch(select, kind, owner_org, guids)
+            }
+            missing = [guid for guid in guids if guid not in ids]
+            for attempt in range(_RACE_RETRIES):
+                if not missing:
+                    break
+                try:
+                    inserted = await connection.fetch(
+                        "INSERT INTO id_registry (kind, guid, owner_org, created_at) "
+                        "SELECT $1, g, $2, $4 FROM unnest($3::text[]) WITH ORDINALITY AS t(g, n) ORDER BY n "
+                        "ON CONFLICT (kind, guid, owner_org) DO NOTHING RETURNING guid, legacy_id",
+                        kind,
+                        owner_org,
+                        missing,
+                        now,
+                    )
+                except asyncpg.DeadlockDetectedError:
+                    if attempt + 1 == _RACE_RETRIES:
+                        raise
+                    inserted = []
+                ids.update({row["guid"]: row["legacy_id"] for row in inserted})
+                missing = [guid for guid in missing if guid not in ids]
+                if missing:
+                    # Lost races: the winners have committed (ON CONFLICT waited for them).
+                    rows = await connection.fetch(select, kind, owner_org, missing)
+                    ids.update({row["guid"]: row["legacy_id"] for row in rows})
+                    missing = [guid for guid in missing if guid not in ids]
+            if missing:
+                raise StoreUnavailable(f"could not allocate legacy ids for {len(missing)} GUID(s); retry")
+            return ids
+
+    async def _resolve(self, kind: str, legacy_id: int, owner_org: str) -> str | None:
+        async with self._connection() as connection:
+            guid = await connection.fetchval(
+                "SELECT guid FROM id_registry WHERE legacy_id = $1 AND kind = $2 AND owner_org = $3",
+                legacy_id,
+                kind,
+                owner_org,
+            )
+            return None if guid is None else str(guid)
+
+    # -- idempotency -----------------------------------------------------------------------------
+
+    async def _insert_in_flight(
+        self, digest: str, caller: str, operation: str, token: str, now: datetime, lease_until: datetime
+    ) -> bool:
+        async with self._connection() as connection:
+            inserted = await connection.fetchval(
+                "INSERT INTO idempotency (digest, caller, operation, state, token, lease_until, created_at) "
+                "VALUES ($1, $2, $3, 'in_flight', $4, $5, $6) ON CONFLICT (digest) DO NOTHING RETURNING 1",
+                digest,
+                caller,
+                operation,
+                token,
+                lease_until,
+                now,
+            )
+            return inserted is not None
+
+    async def _read_idempotency(self, digest: str) -> InFlightRecord | None:
+        async with self._connection() as connection:
+            row = await connection.fetchrow(
+                "SELECT state, token, lease_until, outcome_format, outcome FROM idempotency WHERE digest = $1",
+                digest,
+            )
+        if row is None:
+            return None
+        fmt = row["outcome_format"]
+        return InFlightRecord(
+            state=row["state"],
+            token=row["token"],
+            lease_until=row["lease_until"],
+            outcome=None if fmt is None else decode_outcome(fmt, row["outcome"]),
+        )
+
+    async def _take_over(
+        self, digest: str, old_token: str, new_token: str, now: datetime, lease_until: datetime
+    ) -> bool:
+        async with self._connection() as connection:
+            updated = await connection.fetchval(
+                "UPDATE idempotency SET token = $3, lease_until = $5, created_at = $4 "
+                "WHERE digest = $1 AND state = 'in_flight' AND token = $2 AND lease_until <= $4 RETURNING 1",
+                digest,
+                old_token,
+                new_token,
+                now,
+                lease_until,
+            )
+            return updated is not None
+
+    async def _complete(
+        self, digest: str, caller: str, operation: str, fmt: str, payload: bytes, now: datetime
+    ) -> None:
+        async with self._connection() as connection:
+            await connection.execute(
+                "INSERT INTO idempotency (digest, caller, operation, state, token, lease_until, "
+                "outcome_format, outcome, created_at, completed_at) "
+                "VALUES ($1, $2, $3, 'completed', '', $6, $4, $5, $6, $6) "
+                "ON CONFLICT (digest) DO UPDATE SET state = 'completed', "
+                "outcome_format = excluded.outcome_format, outcome = excluded.outcome, "
+                "completed_at = excluded.completed_at WHERE idempotency.state = 'in_flight'",
+                digest,
+                caller,
+                operation,
+                fmt,
+                payload,
+                now,
+            )
+
+    async def _release(self, digest: str) -> None:
+        async with self._connection() as connection:
+            await connection.execute(
+                "DELETE FROM idempotency WHERE digest = $1 AND state = 'in_flight'", digest
+            )
+
+    async def _purge(self, cutoff: datetime, now: datetime) -> int:
+        async with self._connection() as connection:
+            status = await connection.execute(
+                "DELETE FROM idempotency WHERE coalesce(completed_at, created_at) < $1 "
+                "AND (state = 'completed' OR lease_until <= $2)",
+                cutoff,
+                now,
+            )
+        return int(status.rsplit(" ", 1)[-1])
+
+    # -- receipts --------------------------------------------------------------------------------
+
+    async def _save_receipt(self, receipt: Receipt, now: datetime) -> bool:
+        tree = [
+            receipt,
+            *(replace(sub, parent_receipt_id=receipt.receipt_id) for sub in receipt.sub_receipts),
+        ]
+        wanted = sorted({item.receipt_id for item in tree})
+        async with self._connection() as connection, connection.transaction():
+            owned = await connection.fetchval(
+                "SELECT count(*) FROM id_registry WHERE owner_org = $1 AND legacy_id = ANY($2::integer[])",
+                receipt.owner_org,
+                wanted,
+            )
+            if owned != len(wanted):
+                return False
+            for item in tree:
+                await connection.execute(
+                    f"INSERT INTO receipts ({_RECEIPT_COLUMNS}) "  # noqa: S608
+                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
+                    "ON CONFLICT (receipt_id) DO UPDATE SET parent_receipt_id = excluded.parent_receipt_id, "
+                    "status = excluded.status, text = excluded.text, type_name = excluded.type_name, "
+                    "history = excluded.history, references_json = excluded.references_json, "
+                    "last_changed = excluded.last_changed",
+                    item.receipt_id,
+                    item.owner_org,
+                    item.parent_receipt_id,
+                    str(item.status),
+                    item.text,
+                    item.type_name,
+                    item.history,
+                    item.references_json(),
+                    item.created_at or now,
+                    item.last_changed,
+                )
+                await connection.execute(
+                    "DELETE FROM receipt_references WHERE receipt_id = $1", item.receipt_id
+                )
+                await connection.executemany(
+                    "INSERT INTO receipt_references (receipt_id, type_name, value) VALUES ($1, $2, $3) "
+                    "ON CONFLICT DO NOTHING",
+                    [(item.receipt_id, ref.type_name, ref.value) for ref in item.references],
+                )
+            return True
+
+    async def _load_receipt(self, receipt_id: int, owner_org: str) -> Receipt | None:
+        async with self._connection() as connection:
+            row = await connection.fetchrow(
+                f"SELECT {_RECEIPT_COLUMNS} FROM receipts WHERE receipt_id = $1 AND owner_org = $2",  # noqa: S608
+                receipt_id,
+                owner_org,
+            )
+            if row is None:
+                return None
+            children = await connection.fetch(
+                f"SELECT {_RECEIPT_COLUMNS} FROM receipts "  # noqa: S608
+                "WHERE parent_receipt_id = $1 AND owner_org = $2 ORDER BY receipt_id",
+                receipt_id,
+                owner_org,
+            )
+        return _receipt_from_record(row, tuple(_receipt_from_record(child, ()) for child in children))
+
+    async def _find_receipt_ids(self, owner_org: str, reference: ReceiptReference) -> list[int]:
+        async with self._connection() as connection:
+            rows = await connection.fetch(
+                "SELECT DISTINCT r.receipt_id FROM receipt_references AS rr "
+                "JOIN receipts AS r ON r.receipt_id = rr.receipt_id "
+                "WHERE rr.type_name = $1 AND rr.value = $2 AND r.owner_org = $3 ORDER BY r.receipt_id",
+                reference.type_name,
+                reference.value,
+                owner_org,
+            )
+        return [int(row["receipt_id"]) for row in rows]
+
+
+def _describe(error: BaseException) -> str:
+    """Error text for messages: asyncpg's texts name hosts and users, never the password."""
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _receipt_from_record(row: asyncpg.Record, sub_receipts: tuple[Receipt, ...]) -> Receipt:
+    return Receipt(
+        receipt_id=row["receipt_id"],
+        owner_org=row["owner_org"],
+        status=ReceiptStatus(row["status"]),
+        text=row["text"],
+        type_name=row["type_name"],
+        last_changed=row["last_changed"],
+        references=references_from_json(row["references_json"]),
+        history=row["history"],
+        parent_receipt_id=row["parent_receipt_id"],
+        created_at=row["created_at"],
+        sub_receipts=sub_receipts,
+    )
