@@ -40,9 +40,19 @@ class ContractObserver:
         self._contract = contract
         self.problems: list[str] = []
         self.checked = 0
+        self.unchecked = 0
 
     def __call__(self, method: str, url: str, headers: Mapping[str, str], body: bytes | None) -> None:
-        """Judge one request; 'no contract' answers (paths without a spec) count as unchecked."""
+        """Judge one request; 'no contract' answers (paths without a spec) count as unchecked.
+
+        A streamed multipart body is not read by the fakes' middleware, and the checker cannot judge
+        a multipart request without its body (it fails at random with an empty AssertionError), so
+        such requests count as unchecked too.
+        """
+        content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
+        if body is None and content_type.startswith("multipart/"):
+            self.unchecked += 1
+            return
         problems = self._contract.check_request(  # type: ignore[attr-defined]
             method, url, headers=headers, body=body
         )

@@ -129,13 +129,22 @@ class TokenVerifier:
                 algorithms=["RS256"],
                 issuer=issuer,
                 leeway=LEEWAY_SECONDS,
-                options={"verify_aud": False, "require": ["exp", "iat", "iss"], "verify_iat": False},
+                # Times are judged below by the injected clock, not by PyJWT's wall clock.
+                options={
+                    "verify_aud": False,
+                    "require": ["exp", "iat", "iss"],
+                    "verify_iat": False,
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                },
             )
         except jwt.PyJWTError as error:
             raise FakeAuthError(401, f"invalid token: {error}") from None
         now = self.clock()
         if claims["exp"] + LEEWAY_SECONDS < now:
             raise FakeAuthError(401, "token expired")
+        if "nbf" in claims and claims["nbf"] - LEEWAY_SECONDS > now:
+            raise FakeAuthError(401, "token not yet valid")
         return caller_from_claims(claims, exchanged=exchanged)
 
 

@@ -1,0 +1,214 @@
+"""Emitting replies and Altinn faults exactly the way WCF did.
+
+WCF writes no XML declaration, no whitespace, the envelope prefix ``s`` and, for wsHttpBinding
+(SOAP 1.2), WS-Addressing ``Action``/``RelatesTo`` headers with prefix ``a``. The operation's response
+element is emitted as the handler built it: its element order, namespaces and ``i:nil`` convention
+are the mapping's contract.
+
+A streamed download is emitted in three pieces so the binary part never sits in memory: ``head``
+(bytes), then the chunks of ``stream`` (base64-encoded on the fly when the client did not use
+MTOM), then ``tail``.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from lxml import etree
+
+from proxy.errors import ProxyError, RequestTooLarge, SoapVersionMismatch, UnsupportedMediaType
+from proxy.soap.catalogue import Operation
+from proxy.soap.envelope import SoapVersion
+from proxy.soap.names import FAULT_NS, WSA10_NS, XML_NS, XOP_NS, XSI_NS
+from proxy.soap.request import SoapCall, find_local
+
+#: What ``AltinnExtendedErrorMessage`` says when there is nothing more to say (as Altinn did).
+NO_INFORMATION = "No information available"
+#: What Altinn put in ``UserGuid`` when it had none.
+NO_VALUE = "-no value-"
+FAULT_LANGUAGE = "en-US"
+
+
+@dataclass(frozen=True)
+class SoapReply:
+    """What an operation handler returns.
+
+    ``element`` is the whole response element (``{Op}Response`` or the message-contract element);
+    it is moved into the reply envelope, so build a fresh one per call. For a streamed download,
+    ``stream`` yields the binary payload and ``stream_element`` is the descendant of ``element``
+    that carries it (default: the ``{Op}Result`` element, else ``element`` itself).
+    """
+
+    element: etree._Element
+    stream: AsyncIterator[bytes] | None = None
+    stream_element: etree._Element | None = None
+    stream_content_type: str = "application/octet-stream"
+
+
+@dataclass(frozen=True)
+class EncodedMessage:
+    """An HTTP answer: status, Content-Type, and ``head`` + streamed chunks + ``tail`` as the body."""
+
+    status: int
+    content_type: str
+    head: bytes
+    stream: AsyncIterator[bytes] | None = None
+    tail: bytes = b""
+
+    @property
+    def body(self) -> bytes:
+        """The whole body of a non-streamed message."""
+        if self.stream is not None:
+            raise ValueError("a streamed message has no single body")
+        return self.head + self.tail
+
+
+def _envelope(
+    version: SoapVersion, action: str | None, relates_to: str | None
+) -> tuple[etree._Element, etree._Element]:
+    ns = version.namespace
+    nsmap: dict[str | None, str] = {"s": ns}
+    if version is SoapVersion.SOAP12 and action:
+        nsmap["a"] = WSA10_NS
+    envelope = etree.Element(f"{{{ns}}}Envelope", nsmap=nsmap)  # type: ignore[arg-type]
+    if version is SoapVersion.SOAP12 and action:
+        header = etree.SubElement(envelope, f"{{{ns}}}Header")
+        action_element = etree.SubElement(header, f"{{{WSA10_NS}}}Action")
+        action_element.set(f"{{{ns}}}mustUnderstand", "1")
+        action_element.text = action
+        if relates_to:
+            etree.SubElement(header, f"{{{WSA10_NS}}}RelatesTo").text = relates_to
+    body = etree.SubElement(envelope, f"{{{ns}}}Body")
+    return envelope, body
+
+
+def _serialize(element: etree._Element) -> bytes:
+    return etree.tostring(element, encoding="utf-8", xml_declaration=False)
+
+
+def encode_reply(call: SoapCall, reply: SoapReply) -> EncodedMessage:
+    """The HTTP 200 answer to ``call`` carrying ``reply`` (MTOM when the call was MTOM and streams)."""
+    envelope, body = _envelope(call.version, call.operation.reply_action, call.message_id)
+    body.append(reply.element)
+    if reply.stream is None:
+        return EncodedMessage(200, call.version.content_type, _serialize(envelope))
+    target = reply.stream_element
+    if target is None:
+        found = find_local(reply.element, f"{call.operation.name}Result")
+        target = found if found is not None else reply.element
+    if call.mtom:
+        return _mtom(call.version, envelope, target, reply)
+    marker = f"STREAM-{uuid.uuid4().hex}"
+    target.text = marker
+    head, _, tail = _serialize(envelope).partition(marker.encode("ascii"))
+    return EncodedMessage(200, call.version.content_type, head, _base64_stream(reply.stream), tail)
+
+
+def _mtom(
+    version: SoapVersion, envelope: etree._Element, target: etree._Element, reply: SoapReply
+) -> EncodedMessage:
+    assert reply.stream is not None
+    token = uuid.uuid4()
+    boundary = f"uuid:{token}+id=1"
+    root_id = "http://tempuri.org/0"
+    part_id = f"http://tempuri.org/1/{token.int % 10**18}"
+    include = etree.SubElement(target, f"{{{XOP_NS}}}Include", nsmap={"xop": XOP_NS})
+    include.set("href", "cid:" + part_id.replace(":", "%3A").replace("/", "%2F"))
+    crlf = "\r\n"
+    head = (
+        f"{crlf}--{boundary}{crlf}"
+        f"Content-ID: <{root_id}>{crlf}"
+        f"Content-Transfer-Encoding: 8bit{crlf}"
+        f'Content-Type: application/xop+xml;charset=utf-8;type="{version.media_type}"{crlf}{crlf}'
+    ).encode("ascii")
+    head += _serialize(envelope)
+    head += (
+        f"{crlf}--{boundary}{crlf}"
+        f"Content-ID: <{part_id}>{crlf}"
+        f"Content-Transfer-Encoding: binary{crlf}"
+        f"Content-Type: {reply.stream_content_type}{crlf}{crlf}"
+    ).encode("ascii")
+    tail = f"{crlf}--{boundary}--{crlf}".encode("ascii")
+    content_type = (
+        f'multipart/related; type="application/xop+xml"; start="<{root_id}>"; '
+        f'boundary="{boundary}"; start-info="{version.media_type}"'
+    )
+    return EncodedMessage(200, content_type, head, reply.stream, tail)
+
+
+async def _base64_stream(stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    remainder = b""
+    async for chunk in stream:
+        data = remainder + chunk
+        cut = len(data) - len(data) % 3
+        remainder = data[cut:]
+        if cut:
+            yield base64.b64encode(data[:cut])
+    if remainder:
+        yield base64.b64encode(remainder)
+
+
+def fault_status(error: ProxyError) -> int:
+    """HTTP status of a fault: 413 and 415 keep theirs, every other SOAP fault is 500 as in WCF."""
+    if isinstance(error, RequestTooLarge | UnsupportedMediaType):
+        return error.http_status
+    return 500
+
+
+def _fault_code(error: ProxyError, version: SoapVersion) -> str:
+    if isinstance(error, SoapVersionMismatch):
+        return "s:VersionMismatch"
+    if version is SoapVersion.SOAP11:
+        return "s:Client" if error.client_fault else "s:Server"
+    return "s:Sender" if error.client_fault else "s:Receiver"
+
+
+def altinn_fault_element(error: ProxyError, request_id: str, user_id: str | None = None) -> etree._Element:
+    """The ``AltinnFault`` detail: all seven fields in contract order; ``ErrorGuid`` is the request id."""
+    fault = etree.Element(f"{{{FAULT_NS}}}AltinnFault", nsmap={None: FAULT_NS, "i": XSI_NS})  # type: ignore[dict-item]
+    fields = (
+        ("AltinnErrorMessage", error.message),
+        ("AltinnExtendedErrorMessage", error.extended or NO_INFORMATION),
+        ("AltinnLocalizedErrorMessage", error.message),
+        ("ErrorGuid", request_id),
+        ("ErrorID", str(error.error_id)),
+        ("UserGuid", NO_VALUE),
+        ("UserId", user_id or ""),
+    )
+    for name, value in fields:
+        etree.SubElement(fault, f"{{{FAULT_NS}}}{name}").text = value or None
+    return fault
+
+
+def encode_fault(
+    error: ProxyError,
+    version: SoapVersion,
+    request_id: str,
+    *,
+    operation: Operation | None = None,
+    user_id: str | None = None,
+) -> EncodedMessage:
+    """The Altinn fault for ``error`` in ``version``, as Altinn's WCF services sent it."""
+    ns = version.namespace
+    action = operation.fault_action if operation is not None else None
+    envelope, body = _envelope(version, action, None)
+    fault = etree.SubElement(body, f"{{{ns}}}Fault")
+    if version is SoapVersion.SOAP11:
+        etree.SubElement(fault, "faultcode").text = _fault_code(error, version)
+        faultstring = etree.SubElement(fault, "faultstring")
+        faultstring.set(f"{{{XML_NS}}}lang", FAULT_LANGUAGE)
+        faultstring.text = error.message
+        detail = etree.SubElement(fault, "detail")
+    else:
+        code = etree.SubElement(fault, f"{{{ns}}}Code")
+        etree.SubElement(code, f"{{{ns}}}Value").text = _fault_code(error, version)
+        reason = etree.SubElement(fault, f"{{{ns}}}Reason")
+        text = etree.SubElement(reason, f"{{{ns}}}Text")
+        text.set(f"{{{XML_NS}}}lang", FAULT_LANGUAGE)
+        text.text = error.message
+        detail = etree.SubElement(fault, f"{{{ns}}}Detail")
+    detail.append(altinn_fault_element(error, request_id, user_id))
+    return EncodedMessage(fault_status(error), version.content_type, _serialize(envelope))

@@ -1,0 +1,390 @@
+"""The thin aiohttp adapter of the SOAP front: routes, body reading, the one fault boundary.
+
+Everything about SOAP itself lives in :mod:`proxy.soap` (sans-IO). This module reads bodies with a
+deadline and a byte budget (413 early on an oversized Content-Length), streams MTOM attachments
+from the socket to the operation handler, writes streamed replies, and is the only place where a
+:class:`proxy.errors.ProxyError` becomes a SOAP fault (and is counted). Unexpected exceptions
+become a generic Server fault carrying the request id; the traceback goes to the log only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+from aiohttp import web
+from lxml import etree
+
+from proxy.errors import (
+    AuthenticationFailed,
+    OperationNotTranslated,
+    ProxyError,
+    RequestTooLarge,
+    UnknownOperation,
+    UnsupportedMediaType,
+)
+from proxy.identity.principal import LegacyCredentials, Principal
+from proxy.soap.catalogue import (
+    TEST_OPERATION_NAME,
+    Catalogue,
+    CredentialPlacement,
+    Operation,
+    Service,
+    default_catalogue,
+)
+from proxy.soap.contracts import BUILTIN_CONTRACTS, ContractRegistry
+from proxy.soap.encode import EncodedMessage, SoapReply, encode_fault, encode_reply
+from proxy.soap.envelope import MULTIPART_RELATED, ContentType, SoapVersion, version_from_content_type
+from proxy.soap.mtom import MessageEnd, MtomInfo, MultipartReader, PartData, PartEnd, PartStart
+from proxy.soap.request import SoapCall, parse_request, request_version
+from proxy.soap.wsdl import describe, rewrite_addresses
+from proxy.soap.xmlsafe import XmlLimits
+from proxy.web.soap_metrics import SOAP_FAULTS, SOAP_REQUESTS, SOAP_UNTRANSLATED
+
+log = structlog.get_logger()
+
+#: The IIS areas that hosted Altinn 2 SOAP endpoints.
+AREAS = (
+    "AuthenticationExternal",
+    "IntermediaryExternal",
+    "ServiceEngineExternal",
+    "ArchiveExternal",
+    "AuthorizationExternal",
+    "RegisterExternal",
+)
+_ROUTE = "/{area:(?i:" + "|".join(AREAS) + ")}/{endpoint:[^/]+\\.(?i:svc)}"
+_HOST = re.compile(r"^[A-Za-z0-9.\-]+(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$")
+_READ_CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True)
+class SoapConfig:
+    """Settings of the SOAP front (the integrator maps ``proxy.settings`` onto this)."""
+
+    #: Public base URL put into served WSDLs (e.g. ``https://altinn-proxy.example.no``); when unset
+    #: it is taken from the request (Host, or X-Forwarded-Host/-Proto when trusted).
+    external_base_url: str | None = None
+    trust_forwarded_headers: bool = False
+    limits: XmlLimits = field(default_factory=XmlLimits)
+    #: Largest streamed (MTOM or inline) attachment accepted.
+    max_attachment_bytes: int = 1024 * 1024 * 1024
+    #: Deadline for reading a whole XML message (or MTOM root part).
+    body_read_timeout: float = 60.0
+    #: Longest wait for the next bytes of a streamed attachment.
+    body_idle_timeout: float = 30.0
+    #: XML messages larger than this are parsed in a worker thread, off the event loop.
+    parse_in_thread_above: int = 256 * 1024
+    contracts: ContractRegistry = BUILTIN_CONTRACTS
+    #: Optional directory of operator-supplied original WSDLs named ``{ServiceName}.wsdl``.
+    original_wsdl_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class SoapContext:
+    """What a handler knows about the call beyond the SOAP message."""
+
+    request_id: str
+    principal: Principal | None
+    remote: str | None
+
+
+OperationHandler = Callable[[SoapCall, SoapContext], Awaitable[SoapReply]]
+Authenticator = Callable[[LegacyCredentials, SoapCall], Awaitable[Principal]]
+
+
+async def answer_test(call: SoapCall, context: SoapContext) -> SoapReply:
+    """The built-in ``Test`` (IAltinnContractBase ping): an empty ``TestResponse``."""
+    name = call.operation.response_element
+    return SoapReply(etree.Element(name.clark, nsmap={None: name.namespace}))  # type: ignore[dict-item]
+
+
+def add_soap_routes(
+    app: web.Application,
+    *,
+    handlers: Mapping[tuple[str, str], OperationHandler],
+    config: SoapConfig,
+    authenticate: Authenticator | None,
+    catalogue: Catalogue | None = None,
+) -> None:
+    """Serve every catalogued SOAP endpoint (POST calls, GET ``?wsdl``/``?singleWsdl``/``?xsd=``) on ``app``.
+
+    ``handlers`` are keyed by ``(service name, operation name)``; ``Test`` is answered unless a
+    handler overrides it; any other unregistered operation answers ``OperationNotTranslated``.
+    ``authenticate`` is called for operations that carry credentials; None skips authentication.
+    """
+    endpoint = _SoapEndpoint(catalogue or default_catalogue(), dict(handlers), config, authenticate)
+    app.router.add_route("*", _ROUTE, endpoint.handle)
+
+
+class _SoapEndpoint:
+    def __init__(
+        self,
+        catalogue: Catalogue,
+        handlers: dict[tuple[str, str], OperationHandler],
+        config: SoapConfig,
+        authenticate: Authenticator | None,
+    ) -> None:
+        self._catalogue = catalogue
+        self._handlers = handlers
+        self._config = config
+        self._authenticate = authenticate
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        request_id = str(request.get("request_id") or uuid.uuid4())
+        service = self._catalogue.for_path(request.path)
+        content_type = request.headers.get("Content-Type")
+        if service is None:
+            error = UnknownOperation(f"there is no Altinn 2 SOAP service at {request.path[:200]}")
+            return self._fault(
+                error, request_version_or_default(content_type), request_id, None, None, status=404
+            )
+        if request.method in ("GET", "HEAD"):
+            return await self._metadata(request, service)
+        if request.method != "POST":
+            raise web.HTTPMethodNotAllowed(request.method, ["GET", "POST"])
+        version = request_version(service, content_type)
+        operation: Operation | None = None
+        try:
+            call = await self._read_call(request, service)
+            operation = call.operation
+            reply = await self._invoke(call, request_id, request.remote)
+            encoded = encode_reply(call, reply)
+            response = await self._write(request, encoded)
+            SOAP_REQUESTS.labels(service.name, operation.name, "ok").inc()
+            return response
+        except ProxyError as error:
+            return self._fault(error, version, request_id, service, operation)
+        except Exception:
+            log.exception(
+                "soap.unexpected_error",
+                request_id=request_id,
+                service=service.name,
+                operation=operation.name if operation else None,
+            )
+            unexpected = ProxyError(
+                f"An unexpected error occurred in the proxy; quote ErrorGuid {request_id} to its operator."
+            )
+            return self._fault(unexpected, version, request_id, service, operation, kind="unexpected")
+
+    async def _invoke(self, call: SoapCall, request_id: str, remote: str | None) -> SoapReply:
+        handler = self._handlers.get(call.key)
+        if handler is None and call.operation.name == TEST_OPERATION_NAME:
+            handler = answer_test
+        if handler is None:
+            SOAP_UNTRANSLATED.labels(call.service.name, call.operation.name).inc()
+            raise OperationNotTranslated(
+                f"{call.operation.name} of {call.service.name} has no Altinn 3 equivalent in this proxy"
+            )
+        principal = None
+        if self._authenticate is not None and call.operation.credentials is not CredentialPlacement.NONE:
+            if call.credentials is None:
+                raise AuthenticationFailed("the request carries no system user name and password")
+            principal = await self._authenticate(call.credentials, call)
+        return await handler(call, SoapContext(request_id, principal, remote))
+
+    def _fault(
+        self,
+        error: ProxyError,
+        version: SoapVersion,
+        request_id: str,
+        service: Service | None,
+        operation: Operation | None,
+        *,
+        status: int | None = None,
+        kind: str | None = None,
+    ) -> web.Response:
+        encoded = encode_fault(error, version, request_id, operation=operation)
+        SOAP_FAULTS.labels(kind or error.kind).inc()
+        SOAP_REQUESTS.labels(
+            service.name if service else "unknown", operation.name if operation else "unknown", "fault"
+        ).inc()
+        log.info(
+            "soap.fault",
+            request_id=request_id,
+            kind=kind or error.kind,
+            error_id=error.error_id,
+            service=service.name if service else None,
+            operation=operation.name if operation else None,
+            message=error.message,
+        )
+        return web.Response(
+            status=status or encoded.status, body=encoded.body, headers={"Content-Type": encoded.content_type}
+        )
+
+    async def _read_call(self, request: web.Request, service: Service) -> SoapCall:
+        config = self._config
+        content_type = request.headers.get("Content-Type")
+        parsed = ContentType.parse(content_type)
+        if parsed.media_type == MULTIPART_RELATED:
+            budget = config.limits.max_bytes + config.max_attachment_bytes
+            _check_length(request, budget)
+            root, attachment = await self._read_mtom(request, parsed)
+        else:
+            _check_length(request, config.limits.max_bytes)
+            root = await self._read_all(request, config.limits.max_bytes)
+            attachment = None
+        soap_action = request.headers.get("SOAPAction")
+        if len(root) > config.parse_in_thread_above:
+            return await asyncio.to_thread(
+                parse_request,
+                service,
+                content_type=content_type,
+                soap_action=soap_action,
+                body=root,
+                limits=config.limits,
+                attachment=attachment,
+            )
+        return parse_request(
+            service,
+            content_type=content_type,
+            soap_action=soap_action,
+            body=root,
+            limits=config.limits,
+            attachment=attachment,
+        )
+
+    async def _read_all(self, request: web.Request, limit: int) -> bytes:
+        body = bytearray()
+        async with asyncio.timeout(self._config.body_read_timeout):
+            while chunk := await request.content.readany():
+                body += chunk
+                if len(body) > limit:
+                    raise RequestTooLarge(f"the request body is larger than {limit} bytes")
+        return bytes(body)
+
+    async def _read_mtom(
+        self, request: web.Request, content_type: ContentType
+    ) -> tuple[bytes, AsyncIterator[bytes] | None]:
+        info = MtomInfo.from_content_type(content_type)
+        reader = MultipartReader(info.boundary)
+        limit = self._config.limits.max_bytes
+        root = bytearray()
+        parts = 0
+        pending: list[bytes] = []
+        async with asyncio.timeout(self._config.body_read_timeout):
+            while True:
+                chunk = await request.content.readany()
+                if not chunk:
+                    reader.close()
+                    return bytes(root), None
+                for event in reader.feed(chunk):
+                    if isinstance(event, PartStart):
+                        parts += 1
+                    elif isinstance(event, PartData):
+                        if parts == 1:
+                            root += event.data
+                            if len(root) > limit:
+                                raise RequestTooLarge(f"the MTOM root part is larger than {limit} bytes")
+                        else:
+                            pending.append(event.data)
+                    elif isinstance(event, PartEnd) and parts >= 2:
+                        pending.append(b"")  # marks the end of the attachment
+                if parts >= 2:
+                    return bytes(root), self._attachment(request, reader, pending)
+                if reader.finished:
+                    return bytes(root), None
+
+    async def _attachment(
+        self, request: web.Request, reader: MultipartReader, pending: list[bytes]
+    ) -> AsyncIterator[bytes]:
+        limit = self._config.max_attachment_bytes
+        total = 0
+        for data in pending:
+            if data == b"":
+                return
+            total += len(data)
+            if total > limit:
+                raise RequestTooLarge(f"the attachment is larger than {limit} bytes")
+            yield data
+        while True:
+            async with asyncio.timeout(self._config.body_idle_timeout):
+                chunk = await request.content.readany()
+            if not chunk:
+                reader.close()
+                return
+            for event in reader.feed(chunk):
+                if isinstance(event, PartData):
+                    total += len(event.data)
+                    if total > limit:
+                        raise RequestTooLarge(f"the attachment is larger than {limit} bytes")
+                    yield event.data
+                elif isinstance(event, PartEnd | MessageEnd):
+                    return
+
+    async def _write(self, request: web.Request, encoded: EncodedMessage) -> web.StreamResponse:
+        if encoded.stream is None:
+            return web.Response(
+                status=encoded.status, body=encoded.body, headers={"Content-Type": encoded.content_type}
+            )
+        response = web.StreamResponse(status=encoded.status, headers={"Content-Type": encoded.content_type})
+        await response.prepare(request)
+        await response.write(encoded.head)
+        async for chunk in encoded.stream:
+            await response.write(chunk)
+        await response.write(encoded.tail)
+        await response.write_eof()
+        return response
+
+    async def _metadata(self, request: web.Request, service: Service) -> web.Response:
+        query = {key.lower(): value.lower() for key, value in request.query.items()}
+        address = self._base_url(request) + service.paths[0]
+        original = self._original_wsdl(service)
+        if "xsd" in query:
+            description = describe(service, self._config.contracts, address)
+            index = query["xsd"].removeprefix("xsd")
+            if not index.isdigit() or int(index) >= len(description.schemas):
+                raise web.HTTPNotFound(text="no such schema")
+            return _xml(description.schemas[int(index)])
+        if "wsdl" in query or "singlewsdl" in query:
+            if original is not None:
+                data = await asyncio.to_thread(original.read_bytes)
+                return _xml(await asyncio.to_thread(rewrite_addresses, data, address))
+            return _xml(describe(service, self._config.contracts, address).wsdl)
+        return web.Response(
+            text=f"{service.name}: Altinn 2 compatibility endpoint. Metadata: {address}?wsdl\n",
+            content_type="text/plain",
+        )
+
+    def _original_wsdl(self, service: Service) -> Path | None:
+        directory = self._config.original_wsdl_dir
+        if directory is None:
+            return None
+        path = directory / f"{service.name}.wsdl"
+        return path if path.is_file() else None
+
+    def _base_url(self, request: web.Request) -> str:
+        if self._config.external_base_url:
+            return self._config.external_base_url.rstrip("/")
+        scheme = request.scheme
+        host = request.host
+        if self._config.trust_forwarded_headers:
+            scheme = request.headers.get("X-Forwarded-Proto", scheme).split(",")[0].strip().lower()
+            host = request.headers.get("X-Forwarded-Host", host).split(",")[0].strip()
+        if scheme not in ("http", "https"):
+            scheme = "http"
+        if not _HOST.match(host or ""):
+            host = "localhost"
+        return f"{scheme}://{host}"
+
+
+def request_version_or_default(content_type: str | None) -> SoapVersion:
+    """The SOAP version a Content-Type announces, or SOAP 1.1 when it announces none."""
+    try:
+        return version_from_content_type(ContentType.parse(content_type))
+    except UnsupportedMediaType:
+        return SoapVersion.SOAP11
+
+
+def _check_length(request: web.Request, limit: int) -> None:
+    length = request.content_length
+    if length is not None and length > limit:
+        raise RequestTooLarge(f"the request body ({length} bytes) is larger than {limit} bytes")
+
+
+def _xml(data: bytes) -> web.Response:
+    return web.Response(body=data, headers={"Content-Type": "text/xml; charset=utf-8"})

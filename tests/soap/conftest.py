@@ -1,0 +1,121 @@
+"""A SOAP front on a real loopback socket, with trivial handlers of the tests' own."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from lxml import etree
+
+from proxy.identity.principal import CallerKind, LegacyCredentials, Principal
+from proxy.soap.contracts import BUILTIN_CONTRACTS, ElementDecl, Field, OperationContract
+from proxy.soap.encode import SoapReply
+from proxy.soap.request import SoapCall
+from proxy.soap.xmlsafe import XmlLimits
+from proxy.web.soap import SoapConfig, SoapContext, add_soap_routes
+
+CORR_NS = "http://www.altinn.no/services/ServiceEngine/Correspondence/2009/10"
+BROKER_NS = "http://www.altinn.no/services/ServiceEngine/Broker/2015/06"
+
+#: A small operation contract of the tests' own, served in the generated WSDL.
+ECHO_CONTRACT = OperationContract(
+    request=ElementDecl(
+        CORR_NS,
+        "InsertCorrespondenceBasicV2",
+        (Field("systemUserName", nillable=True), Field("systemPassword", nillable=True), Field("text")),
+    ),
+    response=ElementDecl(
+        CORR_NS, "InsertCorrespondenceBasicV2Response", (Field("InsertCorrespondenceBasicV2Result"),)
+    ),
+)
+
+
+@dataclass
+class Recorder:
+    """What the test handlers saw."""
+
+    calls: list[SoapCall] = field(default_factory=list)
+    uploads: list[bytes] = field(default_factory=list)
+    principals: list[Principal | None] = field(default_factory=list)
+
+
+def make_app(recorder: Recorder, *, max_bytes: int = 2 * 1024 * 1024) -> web.Application:
+    """The app under test: echo, upload-counting and download handlers, a fake authenticator."""
+
+    async def echo(call: SoapCall, context: SoapContext) -> SoapReply:
+        recorder.calls.append(call)
+        recorder.principals.append(context.principal)
+        text = "".join(call.body.itertext()) if call.body is not None else ""
+        response = etree.Element(call.operation.response_element.clark, nsmap={None: CORR_NS})
+        etree.SubElement(response, f"{{{CORR_NS}}}{call.operation.name}Result").text = text[-200:]
+        return SoapReply(response)
+
+    async def upload(call: SoapCall, context: SoapContext) -> SoapReply:
+        recorder.calls.append(call)
+        assert call.attachment is not None
+        received = bytearray()
+        async for chunk in call.attachment:
+            received += chunk
+        recorder.uploads.append(bytes(received))
+        response = etree.Element(f"{{{BROKER_NS}}}ReceiptExternalStreamedBE", nsmap={None: BROKER_NS})
+        etree.SubElement(response, f"{{{BROKER_NS}}}ReceiptText").text = f"{len(received)} bytes"
+        return SoapReply(response)
+
+    async def download(call: SoapCall, context: SoapContext) -> SoapReply:
+        recorder.calls.append(call)
+
+        async def payload() -> AsyncIterator[bytes]:
+            for index in range(4):
+                yield bytes([index]) * 70_001
+
+        response = etree.Element(f"{{{BROKER_NS}}}DownloadFileStreamedBasicResponse", nsmap={None: BROKER_NS})
+        etree.SubElement(response, f"{{{BROKER_NS}}}DownloadFileStreamedBasicResult")
+        return SoapReply(response, stream=payload())
+
+    async def boom(call: SoapCall, context: SoapContext) -> SoapReply:
+        raise RuntimeError("secret internal detail")
+
+    async def authenticate(credentials: LegacyCredentials, call: SoapCall) -> Principal:
+        from proxy.errors import AuthenticationFailed
+
+        if credentials.password != "s3cret":
+            raise AuthenticationFailed("wrong system user name or password")
+        return Principal(caller_id=credentials.username, kind=CallerKind.SERVICE_OWNER)
+
+    config = SoapConfig(
+        limits=XmlLimits(max_bytes=max_bytes),
+        contracts=BUILTIN_CONTRACTS.with_contract(
+            "CorrespondenceAgencyExternalBasic", "InsertCorrespondenceBasicV2", ECHO_CONTRACT
+        ),
+        max_attachment_bytes=10 * 1024 * 1024,
+    )
+    app = web.Application()
+    add_soap_routes(
+        app,
+        handlers={
+            ("CorrespondenceAgencyExternalBasic", "GetCorrespondenceStatusHistoryBasic"): echo,
+            ("CorrespondenceAgencyExternalBasic", "InsertCorrespondenceBasicV2"): echo,
+            ("CorrespondenceAgencyExternal", "InsertCorrespondenceV2"): echo,
+            ("CorrespondenceAgencyExternalBasic", "CreateSimpleCorrespondenceServiceBasic"): boom,
+            ("BrokerServiceExternalBasicStreamed", "UploadFileStreamedBasic"): upload,
+            ("BrokerServiceExternalBasicStreamed", "DownloadFileStreamedBasic"): download,
+        },
+        config=config,
+        authenticate=authenticate,
+    )
+    return app
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    """What the handlers saw."""
+    return Recorder()
+
+
+@pytest.fixture
+async def server(aiohttp_server, recorder: Recorder) -> TestServer:  # type: ignore[no-untyped-def]
+    """The SOAP front on 127.0.0.1."""
+    return await aiohttp_server(make_app(recorder))
