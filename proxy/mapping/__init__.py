@@ -1,1 +1,41 @@
-"""proxy.mapping package."""
+"""Declarative mapping of legacy operations to Altinn 3 calls (pure: no aiohttp, no I/O but loading).
+
+Public API: :class:`Engine`, :class:`OperationRequest`, :class:`MappingSet`, :func:`load_mapping_set`,
+:class:`MappingRegistry`, :class:`RoutingTable`/:class:`Route`, the call values of
+:mod:`proxy.mapping.calls`, and :func:`proxy.mapping.tools.check` / :func:`proxy.mapping.tools.explain`.
+"""
+
+from proxy.mapping.calls import (
+    AllocateId,
+    Altinn3Call,
+    Altinn3Response,
+    BaseUrls,
+    CallBatch,
+    IdStore,
+    LegacyAnswer,
+    ResolveId,
+)
+from proxy.mapping.compiler import load_directory, load_mapping_set
+from proxy.mapping.engine import Engine, MappingSet, OperationRequest, Plan
+from proxy.mapping.registry import MappingRegistry
+from proxy.mapping.routing import Route, RoutingTable
+
+__all__ = [
+    "AllocateId",
+    "Altinn3Call",
+    "Altinn3Response",
+    "BaseUrls",
+    "CallBatch",
+    "Engine",
+    "IdStore",
+    "LegacyAnswer",
+    "MappingRegistry",
+    "MappingSet",
+    "OperationRequest",
+    "Plan",
+    "ResolveId",
+    "Route",
+    "RoutingTable",
+    "load_directory",
+    "load_mapping_set",
+]

@@ -94,7 +94,8 @@ class SoapContext:
 
 
 OperationHandler = Callable[[SoapCall, SoapContext], Awaitable[SoapReply]]
-Authenticator = Callable[[LegacyCredentials, SoapCall], Awaitable[Principal]]
+Authenticator = Callable[[LegacyCredentials, SoapCall, str | None], Awaitable[Principal]]
+"""``authenticate(credentials, call, peer_address)``; raises AuthenticationFailed."""
 
 
 async def answer_test(call: SoapCall, context: SoapContext) -> SoapReply:
@@ -117,7 +118,7 @@ def add_soap_routes(
     handler overrides it; any other unregistered operation answers ``OperationNotTranslated``.
     ``authenticate`` is called for operations that carry credentials; None skips authentication.
     """
-    endpoint = _SoapEndpoint(catalogue or default_catalogue(), dict(handlers), config, authenticate)
+    endpoint = _SoapEndpoint(catalogue or default_catalogue(), handlers, config, authenticate)
     app.router.add_route("*", _ROUTE, endpoint.handle)
 
 
@@ -125,7 +126,7 @@ class _SoapEndpoint:
     def __init__(
         self,
         catalogue: Catalogue,
-        handlers: dict[tuple[str, str], OperationHandler],
+        handlers: Mapping[tuple[str, str], OperationHandler],
         config: SoapConfig,
         authenticate: Authenticator | None,
     ) -> None:
@@ -184,7 +185,7 @@ class _SoapEndpoint:
         if self._authenticate is not None and call.operation.credentials is not CredentialPlacement.NONE:
             if call.credentials is None:
                 raise AuthenticationFailed("the request carries no system user name and password")
-            principal = await self._authenticate(call.credentials, call)
+            principal = await self._authenticate(call.credentials, call, remote)
         return await handler(call, SoapContext(request_id, principal, remote))
 
     def _fault(

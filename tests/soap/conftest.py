@@ -78,7 +78,7 @@ def make_app(recorder: Recorder, *, max_bytes: int = 2 * 1024 * 1024) -> web.App
     async def boom(call: SoapCall, context: SoapContext) -> SoapReply:
         raise RuntimeError("secret internal detail")
 
-    async def authenticate(credentials: LegacyCredentials, call: SoapCall) -> Principal:
+    async def authenticate(credentials: LegacyCredentials, call: SoapCall, peer: str | None) -> Principal:
         from proxy.errors import AuthenticationFailed
 
         if credentials.password != "s3cret":

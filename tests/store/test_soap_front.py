@@ -35,7 +35,7 @@ CALLERS = {"system-a": ORG_A, "system-b": ORG_B}
 ClientFactory = Callable[[web.Application], Coroutine[Any, Any, TestClient[web.Request, web.Application]]]
 
 
-async def authenticate(credentials: LegacyCredentials, call: SoapCall) -> Principal:
+async def authenticate(credentials: LegacyCredentials, call: SoapCall, peer: str | None) -> Principal:
     org = CALLERS.get(credentials.username)
     if org is None or credentials.password != "correct horse":
         raise AuthenticationFailed("wrong system user name or password")

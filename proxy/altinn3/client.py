@@ -1,0 +1,247 @@
+"""The outbound Altinn 3 client: tokens, timeouts, retries, circuit breaking, ProblemDetails.
+
+Invariants:
+* Every request carries an explicit ``aiohttp.ClientTimeout``; streamed transfers have no total
+  deadline but a per-read one, so a stalled peer is still cut off.
+* A 401 invalidates that exact token and replays the call once with a fresh one.
+* Only replayable bodies are sent twice (a stream from the legacy request is read once). A call is
+  retried on 502/503/504 and connection failures only when it is idempotent, except that a refused
+  connection (the request never left) is retried for any replayable call.
+* Failures become :class:`UpstreamUnavailable` (no answer, 5xx, open circuit) or
+  :class:`UpstreamError` (4xx); tokens never reach a message, a log line or a metric.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from proxy.altinn3 import metrics
+from proxy.altinn3.breaker import Breakers
+from proxy.altinn3.problem import parse_problem, problem_error
+from proxy.errors import UpstreamError, UpstreamUnavailable
+from proxy.mapping.calls import (
+    Altinn3Call,
+    Altinn3Response,
+    BaseUrls,
+    BytesBody,
+    JsonBody,
+    MultipartBody,
+    ResponseKind,
+    StreamBody,
+)
+from proxy.maskinporten.request import TokenSource
+
+Sleep = Callable[[float], Awaitable[None]]
+MAX_JSON_BYTES = 16 * 1024 * 1024
+_CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Deadlines for one Altinn 3 request, in seconds."""
+
+    total: float = 30.0
+    connect: float = 5.0
+    #: Per read of a streamed request or response (these have no total deadline).
+    stream_read: float = 60.0
+
+    def for_call(self, call: Altinn3Call) -> aiohttp.ClientTimeout:
+        """The ClientTimeout for ``call``."""
+        if call.response is ResponseKind.STREAM or isinstance(call.body, StreamBody):
+            return aiohttp.ClientTimeout(total=None, sock_connect=self.connect, sock_read=self.stream_read)
+        return aiohttp.ClientTimeout(total=self.total, sock_connect=self.connect)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently a failed call is tried again."""
+
+    attempts: int = 3
+    base_delay: float = 0.2
+    max_delay: float = 2.0
+    statuses: frozenset[int] = frozenset({502, 503, 504})
+
+    def delay(self, retry: int) -> float:
+        """Seconds before retry number ``retry`` (1-based): exponential, capped."""
+        return float(min(self.max_delay, self.base_delay * 2 ** (retry - 1)))
+
+
+class Altinn3Client:
+    """Sends :class:`Altinn3Call` values to Altinn 3 and returns :class:`Altinn3Response` values."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        token_source: TokenSource,
+        base_urls: BaseUrls,
+        *,
+        timeouts: Timeouts = Timeouts(),
+        retry: RetryPolicy = RetryPolicy(),
+        breakers: Breakers | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self._session = session
+        self._tokens = token_source
+        self._urls = base_urls
+        self._timeouts = timeouts
+        self._retry = retry
+        self._breakers = breakers or Breakers(clock=clock)
+        self._clock = clock
+        self._sleep = sleep
+
+    async def send(self, call: Altinn3Call) -> Altinn3Response:
+        """Send ``call``; the response, or an :class:`UpstreamError` (see the module invariants)."""
+        url = self._urls.resolve(call)
+        breaker = self._breakers.for_host(urlsplit(url).netloc)
+        replayable = not isinstance(call.body, StreamBody)
+        timeout = self._timeouts.for_call(call)
+        retries = 0
+        replayed_401 = False
+        while True:
+            token = await self._tokens.token(call.token)
+            try:
+                breaker.before_call()
+            except UpstreamUnavailable:
+                metrics.REJECTED_BY_BREAKER.labels(call.api).inc()
+                raise
+            started = self._clock()
+            try:
+                response = await self._session.request(
+                    call.method,
+                    url,
+                    headers=self._headers(call, token),
+                    data=_payload(call),
+                    timeout=timeout,
+                    allow_redirects=False,
+                )
+            except (aiohttp.ClientError, TimeoutError) as error:
+                breaker.record_failure()
+                metrics.REQUESTS.labels(call.api, call.method, "error").inc()
+                never_sent = isinstance(error, aiohttp.ClientConnectorError)
+                if replayable and (call.idempotent or never_sent) and retries + 1 < self._retry.attempts:
+                    retries += 1
+                    metrics.RETRIES.labels(call.api, "connection").inc()
+                    await self._sleep(self._retry.delay(retries))
+                    continue
+                raise _unavailable(call, error) from None
+            metrics.LATENCY.labels(call.api, call.method).observe(max(0.0, self._clock() - started))
+            status = response.status
+            metrics.REQUESTS.labels(call.api, call.method, metrics.status_class(status)).inc()
+
+            if status == 401 and replayable and not replayed_401:
+                response.release()
+                self._tokens.invalidate(call.token, token)
+                replayed_401 = True
+                continue
+            if status >= 500:
+                body = await _read_quietly(response)
+                breaker.record_failure()
+                if (
+                    status in self._retry.statuses
+                    and call.idempotent
+                    and replayable
+                    and retries + 1 < self._retry.attempts
+                ):
+                    retries += 1
+                    metrics.RETRIES.labels(call.api, str(status)).inc()
+                    await self._sleep(self._retry.delay(retries))
+                    continue
+                raise problem_error(call.api, call.method, parse_problem(status, body))
+            breaker.record_success()
+            if status >= 400 and status not in call.accept_status:
+                body = await _read_quietly(response)
+                raise problem_error(call.api, call.method, parse_problem(status, body))
+            return await _answer(call, response)
+
+    @staticmethod
+    def _headers(call: Altinn3Call, token: str) -> dict[str, str]:
+        headers = dict(call.headers)
+        headers["Authorization"] = f"Bearer {token}"
+        if call.response is ResponseKind.JSON:
+            headers.setdefault("Accept", "application/json")
+        body = call.body
+        if isinstance(body, JsonBody):
+            headers["Content-Type"] = "application/json"
+        elif isinstance(body, BytesBody | StreamBody):
+            headers["Content-Type"] = body.content_type
+            if isinstance(body, StreamBody) and body.length is not None:
+                headers["Content-Length"] = str(body.length)
+        return headers
+
+
+def _payload(call: Altinn3Call) -> Any:
+    body = call.body
+    if body is None:
+        return None
+    if isinstance(body, JsonBody):
+        return json.dumps(body.value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    if isinstance(body, BytesBody):
+        return body.data
+    if isinstance(body, MultipartBody):
+        form = aiohttp.FormData()
+        for part in body.parts:
+            form.add_field(part.name, part.value, filename=part.filename, content_type=part.content_type)
+        return form
+    return body.source
+
+
+def _unavailable(call: Altinn3Call, error: BaseException) -> UpstreamUnavailable:
+    reason = "timed out" if isinstance(error, TimeoutError) else type(error).__name__
+    return UpstreamUnavailable(
+        f"Altinn 3 ({call.api}) is not available right now",
+        extended=f"Altinn 3 {call.api} {call.method}: {reason}",
+    )
+
+
+async def _read_quietly(response: aiohttp.ClientResponse) -> bytes:
+    """An error body (bounded), or b'' when it cannot be read; the response is released."""
+    try:
+        return await response.content.read(64 * 1024)
+    except (aiohttp.ClientError, TimeoutError):
+        return b""
+    finally:
+        response.release()
+
+
+async def _answer(call: Altinn3Call, response: aiohttp.ClientResponse) -> Altinn3Response:
+    headers = dict(response.headers)
+    if call.response is ResponseKind.STREAM and response.status < 400:
+        return Altinn3Response(response.status, headers, stream=_stream(call, response))
+    try:
+        length = response.content_length
+        if length is not None and length > MAX_JSON_BYTES and call.response is not ResponseKind.BYTES:
+            raise UpstreamError(f"Altinn 3 ({call.api}) answered more than expected", status=response.status)
+        body = await response.read()
+    except (aiohttp.ClientError, TimeoutError) as error:
+        raise _unavailable(call, error) from None
+    finally:
+        response.release()
+    if call.response is ResponseKind.JSON and response.status < 400:
+        try:
+            value = json.loads(body) if body else None
+        except ValueError:
+            raise UpstreamError(
+                f"Altinn 3 ({call.api}) answered something that is not JSON", status=response.status
+            ) from None
+        return Altinn3Response(response.status, headers, json=value)
+    return Altinn3Response(response.status, headers, content=body)
+
+
+async def _stream(call: Altinn3Call, response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+    """The response body chunk by chunk, released when done or abandoned."""
+    try:
+        async for chunk in response.content.iter_chunked(_CHUNK):
+            yield chunk
+    except (aiohttp.ClientError, TimeoutError) as error:
+        raise _unavailable(call, error) from None
+    finally:
+        response.release()

@@ -1,0 +1,192 @@
+"""The values that cross the sans-IO boundary between the mapping engine and the executor.
+
+The engine *yields* :class:`Altinn3Call`, :class:`CallBatch`, :class:`AllocateId` and
+:class:`ResolveId`; the executor answers with :class:`Altinn3Response`, a tuple of them, an ``int`` or
+a ``str``. A call never carries a token: the executor's client adds it from ``Altinn3Call.token``.
+Byte payloads and streams are kept out of reprs so that a logged call cannot leak a document.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+from urllib.parse import urlencode
+
+from lxml import etree
+
+from proxy.maskinporten.request import TokenRequest
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+
+
+class ResponseKind(StrEnum):
+    """How the executor reads an answer: parsed JSON, whole bytes, a pass-through stream, or nothing."""
+
+    JSON = "json"
+    BYTES = "bytes"
+    STREAM = "stream"
+    NONE = "none"
+
+
+@dataclass(frozen=True)
+class JsonBody:
+    """A JSON request body (already plain Python values)."""
+
+    value: Any
+
+
+@dataclass(frozen=True)
+class BytesBody:
+    """A small binary body held in memory (e.g. a decoded inline base64 attachment)."""
+
+    data: bytes = field(repr=False)
+    content_type: str = "application/octet-stream"
+
+    def __repr__(self) -> str:
+        return f"BytesBody(<{len(self.data)} bytes>, content_type={self.content_type!r})"
+
+
+@dataclass(frozen=True)
+class MultipartPart:
+    """One part of a ``multipart/form-data`` body."""
+
+    name: str
+    value: str | bytes = field(repr=False)
+    filename: str | None = None
+    content_type: str | None = None
+
+
+@dataclass(frozen=True)
+class MultipartBody:
+    """A ``multipart/form-data`` body."""
+
+    parts: tuple[MultipartPart, ...]
+
+
+@dataclass(frozen=True)
+class StreamBody:
+    """A body streamed from the legacy request (MTOM attachment) without buffering it."""
+
+    source: AsyncIterable[bytes] = field(repr=False)
+    content_type: str = "application/octet-stream"
+    length: int | None = None
+
+
+Body = JsonBody | BytesBody | MultipartBody | StreamBody | None
+
+
+@dataclass(frozen=True)
+class BaseUrls:
+    """Where Altinn 3 lives: the platform gateway and the per-org app host pattern."""
+
+    platform: str = "https://platform.tt02.altinn.no"
+    #: ``{org}`` is replaced by the service owner code of the app.
+    apps: str = "https://{org}.apps.tt02.altinn.no"
+
+    def resolve(self, call: Altinn3Call) -> str:
+        """The absolute URL of ``call`` including its query string."""
+        if call.app_org is None:
+            base = self.platform.rstrip("/")
+        else:
+            base = self.apps.format(org=call.app_org).rstrip("/")
+        url = base + call.path
+        if call.query:
+            url += "?" + urlencode(call.query)
+        return url
+
+
+@dataclass(frozen=True)
+class Altinn3Call:
+    """One outbound Altinn 3 request, described completely except for the bearer token."""
+
+    #: Bounded label for metrics and logs (``correspondence``, ``broker``, ``app``...).
+    api: str
+    method: str
+    #: Path relative to the base, starting with ``/`` (already expanded and escaped).
+    path: str
+    token: TokenRequest
+    query: tuple[tuple[str, str], ...] = ()
+    headers: tuple[tuple[str, str], ...] = ()
+    body: Body = None
+    response: ResponseKind = ResponseKind.JSON
+    #: ``None``: the platform gateway; else the service owner code of an app (``{org}.apps...``).
+    app_org: str | None = None
+    #: Statuses >= 400 handed back as a response instead of raised (e.g. 404 meaning "none").
+    accept_status: frozenset[int] = frozenset()
+    idempotent: bool = False
+    #: The mapping step that produced the call (for explain, logs and canned responses).
+    step: str = ""
+
+
+@dataclass(frozen=True)
+class CallBatch:
+    """Calls that may run concurrently (a ``foreach`` step); answered with a tuple in the same order."""
+
+    calls: tuple[Altinn3Call, ...]
+    concurrency: int
+    step: str = ""
+
+
+@dataclass(frozen=True)
+class Altinn3Response:
+    """What the executor hands back for a call."""
+
+    status: int
+    headers: Mapping[str, str] = field(default_factory=dict)
+    json: Any = None
+    content: bytes | None = field(default=None, repr=False)
+    stream: AsyncIterator[bytes] | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class AllocateId:
+    """Ask the store for the legacy integer id of ``guid`` (allocating one the first time)."""
+
+    kind: str
+    guid: str
+    owner_org: str
+    step: str = ""
+
+
+@dataclass(frozen=True)
+class ResolveId:
+    """Ask the store for the GUID behind a legacy id; the store raises NotFound for another org's id."""
+
+    kind: str
+    legacy_id: int
+    owner_org: str
+    step: str = ""
+
+
+PlanRequest = Altinn3Call | CallBatch | AllocateId | ResolveId
+"""Everything a plan can yield."""
+
+
+class IdStore(Protocol):
+    """The part of the state store the executor needs (the integrator adapts ``proxy.store``)."""
+
+    async def allocate_id(self, kind: str, guid: str, owner_org: str) -> int:
+        """The legacy id for ``guid`` owned by ``owner_org``; stable across calls and replicas."""
+        ...
+
+    async def resolve_id(self, kind: str, legacy_id: int, owner_org: str) -> str:
+        """The GUID behind ``legacy_id``; raises ``proxy.errors.NotFound`` for unknown/foreign ids."""
+        ...
+
+
+@dataclass(frozen=True)
+class LegacyAnswer:
+    """The legacy reply: the serialised ``{Op}Response`` element, plus an optional download stream."""
+
+    operation: str
+    xml: bytes
+    stream: AsyncIterator[bytes] | None = field(default=None, repr=False)
+
+    def element(self) -> etree._Element:
+        """The response element as an lxml tree (parsed on demand; the front may splice ``xml``)."""
+        return etree.fromstring(self.xml, parser=_ANSWER_PARSER)
+
+
+_ANSWER_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, remove_blank_text=False)

@@ -1,0 +1,428 @@
+"""Load a mapping directory, validate it fully, and compile it into a :class:`MappingSet`.
+
+Every problem is collected with ``file:line``; a directory with any problem yields no set at all
+(hot reload keeps the old one). Validation covers: YAML syntax, unknown keys and wrong shapes
+(pydantic, ``extra="forbid"``), field paths, expressions and templates that do not compile or refer
+to undefined variables / fields / vars / earlier steps, missing template files, fault rules, and
+the example of each operation, which must run against its canned responses and render a
+well-formed ``{Op}Response`` element.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+from pydantic import ValidationError
+
+from proxy import errors
+from proxy.errors import ConfigurationError, ProxyError
+from proxy.identity.principal import CallerKind, OrgGrant, Principal
+from proxy.mapping.calls import Altinn3Response, ResponseKind
+from proxy.mapping.dryrun import DryRun, MissingResponse, drive
+from proxy.mapping.engine import (
+    CompiledCall,
+    CompiledFault,
+    CompiledIdentity,
+    CompiledIdStep,
+    CompiledOperation,
+    CompiledStep,
+    Evaluate,
+    MappingSet,
+    OperationRequest,
+    as_evaluate,
+    build_body,
+    default_idempotent,
+    run_operation,
+)
+from proxy.mapping.expressions import (
+    ExpressionError,
+    Names,
+    compile_expression,
+    compile_value,
+    compile_xml_template,
+)
+from proxy.mapping.fields import CompiledField, compile_field
+from proxy.mapping.routing import Route, RoutingTable
+from proxy.mapping.schema import FieldSpec, MappingFile, OperationSpec
+from proxy.mapping.source import Loc, Positions, Problem, YamlError, read_yaml
+
+MAPPING_SUFFIXES = (".yaml", ".yml")
+_EXAMPLE_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
+
+
+class _Located(Exception):
+    def __init__(self, loc: Loc, message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
+        self.message = message
+
+
+def directory_digest(directory: Path) -> str:
+    """SHA-256 over every file's relative name and bytes (what hot reload compares)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in directory.rglob("*") if p.is_file() and not p.name.startswith(".")):
+        digest.update(path.relative_to(directory).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def load_directory(directory: Path) -> tuple[MappingSet | None, list[Problem]]:
+    """Validate and compile every mapping file of ``directory``; (None, problems) if any is wrong."""
+    problems: list[Problem] = []
+    operations: dict[tuple[str, str], CompiledOperation] = {}
+    if not directory.is_dir():
+        return None, [Problem(str(directory), None, "mapping directory does not exist")]
+    files = sorted(p for p in directory.iterdir() if p.suffix in MAPPING_SUFFIXES and p.is_file())
+    if not files:
+        problems.append(Problem(str(directory), None, "no mapping files (*.yaml)"))
+    for path in files:
+        compiled, found = compile_file(path)
+        problems.extend(found)
+        for operation in compiled:
+            if operation.key in operations:
+                other = operations[operation.key]
+                problems.append(
+                    Problem(
+                        operation.file, operation.line, f"{operation.key[1]} is also mapped at {other.where}"
+                    )
+                )
+            operations[operation.key] = operation
+    if problems:
+        return None, problems
+    return MappingSet(operations, directory_digest(directory), tuple(p.name for p in files)), []
+
+
+def load_mapping_set(directory: Path) -> MappingSet:
+    """Like :func:`load_directory`, raising :class:`ConfigurationError` listing every problem."""
+    mapping_set, problems = load_directory(directory)
+    if mapping_set is None:
+        first = problems[0]
+        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+        detail = "\n".join(str(p) for p in problems)
+        raise ConfigurationError(f"{first.message}{more}\n{detail}", location=f"{first.file}:{first.line}")
+    return mapping_set
+
+
+def compile_file(path: Path) -> tuple[list[CompiledOperation], list[Problem]]:
+    """Compile one mapping file; returns the operations that compiled and every problem found."""
+    name = str(path)
+    try:
+        raw, positions = read_yaml(path.read_text(encoding="utf-8"), name)
+    except YamlError as error:
+        return [], [Problem(name, error.line, f"not valid YAML: {error}")]
+    except (OSError, UnicodeDecodeError) as error:
+        return [], [Problem(name, None, f"cannot read: {error}")]
+    try:
+        spec = MappingFile.model_validate(raw)
+    except ValidationError as error:
+        return [], [_pydantic_problem(positions, item) for item in error.errors()]
+    compiled: list[CompiledOperation] = []
+    problems: list[Problem] = []
+    file_faults_loc: Loc = ("faults",)
+    try:
+        file_faults = _compile_faults(spec.faults, file_faults_loc)
+    except _Located as error:
+        return [], [positions.problem(error.loc, error.message)]
+    for index, operation in enumerate(spec.operations):
+        loc: Loc = ("operations", index)
+        try:
+            compiled.append(_compile_operation(operation, loc, positions, path, file_faults))
+        except _Located as error:
+            problems.append(positions.problem(error.loc, error.message))
+    return compiled, problems
+
+
+def _pydantic_problem(positions: Positions, item: Any) -> Problem:
+    loc = tuple(part for part in item["loc"] if isinstance(part, str | int))
+    # pydantic appends union/tag names to the loc; keep the longest prefix that exists in the file
+    while loc and loc not in positions.lines:
+        loc = loc[:-1]
+    key = ".".join(str(part) for part in item["loc"])
+    message = item["msg"]
+    if item["type"] == "extra_forbidden":
+        message = f"unknown key {item['loc'][-1]!r}"
+    elif item["type"] == "missing":
+        message = f"missing key {item['loc'][-1]!r}"
+    return positions.problem(loc, f"{key}: {message}" if key else message)
+
+
+def _compile_fields(specs: dict[str, FieldSpec | str], loc: Loc) -> tuple[CompiledField, ...]:
+    compiled = []
+    for name, spec in specs.items():
+        here = (*loc, name)
+        if not name.isidentifier():
+            raise _Located(here, f"field name {name!r} must be an identifier")
+        try:
+            if isinstance(spec, str):
+                compiled.append(compile_field(name, spec))
+                continue
+            children = _compile_fields(spec.fields, (*here, "fields")) if spec.fields else ()
+            compiled.append(
+                compile_field(
+                    name, spec.path, type=spec.type, many=spec.list, required=spec.required, children=children
+                )
+            )
+        except ValueError as error:
+            raise _Located(here, str(error)) from None
+    return tuple(compiled)
+
+
+def _value(source: Any, names: Names, loc: Loc) -> Evaluate:
+    try:
+        return as_evaluate(compile_value(source, names))
+    except ExpressionError as error:
+        raise _Located(loc, str(error)) from None
+
+
+def _expression(source: str, names: Names, loc: Loc) -> Evaluate:
+    try:
+        return compile_expression(source, names)
+    except ExpressionError as error:
+        raise _Located(loc, str(error)) from None
+
+
+def _tree(source: Any, names: Names, loc: Loc) -> Evaluate:
+    """Compile a JSON body: string leaves may be templates; keys whose value is None are dropped."""
+    if isinstance(source, dict):
+        items = [(key, _tree(value, names, (*loc, key))) for key, value in source.items()]
+        return lambda context: {
+            key: value for key, evaluate in items if (value := evaluate(context)) is not None
+        }
+    if isinstance(source, list):
+        elements = [_tree(value, names, (*loc, index)) for index, value in enumerate(source)]
+        return lambda context: [evaluate(context) for evaluate in elements]
+    return _value(source, names, loc)
+
+
+def _compile_operation(
+    spec: OperationSpec, loc: Loc, positions: Positions, path: Path, file_faults: tuple[CompiledFault, ...]
+) -> CompiledOperation:
+    fields = _compile_fields(spec.fields, (*loc, "fields"))
+    field_names = frozenset(f.name for f in fields)
+    names = Names(field_names, frozenset(), frozenset())
+
+    reportee = None
+    if spec.identity.reportee is not None:
+        reportee = _expression(spec.identity.reportee, names, (*loc, "identity", "reportee"))
+    identity = CompiledIdentity(
+        spec.identity.acts_as, reportee, frozenset(spec.identity.scopes), spec.identity.exchange
+    )
+
+    variables: list[tuple[str, Evaluate]] = []
+    for name, source in spec.vars.items():
+        if not name.isidentifier():
+            raise _Located((*loc, "vars", name), f"var name {name!r} must be an identifier")
+        variables.append((name, _value(source, names, (*loc, "vars", name))))
+        names = Names(field_names, names.vars | {name}, frozenset())
+
+    steps: list[CompiledStep] = []
+    for index, step in enumerate(spec.steps):
+        here: Loc = (*loc, "steps", index)
+        step_names = names
+        foreach = None
+        if step.foreach is not None:
+            foreach = _expression(step.foreach, names, (*here, "foreach"))
+            step_names = Names(names.fields, names.vars, names.results, frozenset({step.item, "index"}))
+        when = None if step.when is None else _expression(step.when, step_names, (*here, "when"))
+        action: CompiledCall | CompiledIdStep
+        if step.call is not None:
+            action = _compile_call(step.call, step_names, (*here, "call"))
+        else:
+            id_spec = step.allocate_id or step.resolve_id
+            assert id_spec is not None
+            key = "allocate_id" if step.allocate_id is not None else "resolve_id"
+            action = CompiledIdStep(
+                allocate=step.allocate_id is not None,
+                kind=id_spec.kind,
+                value=_value(id_spec.value, step_names, (*here, key, "value")),
+                owner=None
+                if id_spec.owner is None
+                else _value(id_spec.owner, step_names, (*here, key, "owner")),
+            )
+        steps.append(
+            CompiledStep(step.name, action, when, foreach, step.item, step.concurrency, positions.line(here))
+        )
+        names = Names(names.fields, names.vars, names.results | {step.name})
+
+    answer_source, answer_loc = _answer_source(spec, loc, path)
+    try:
+        answer = compile_xml_template(answer_source, names)
+    except ExpressionError as error:
+        raise _Located(answer_loc, str(error)) from None
+    answer_stream = None
+    if spec.answer_stream is not None:
+        answer_stream = _expression(spec.answer_stream, names, (*loc, "answer_stream"))
+
+    operation = CompiledOperation(
+        legacy=spec.legacy,
+        fields=fields,
+        identity=identity,
+        vars=tuple(variables),
+        steps=tuple(steps),
+        answer=answer,
+        answer_stream=answer_stream,
+        faults=_compile_faults(spec.faults, (*loc, "faults")) + file_faults,
+        file=positions.file,
+        line=positions.line(loc),
+    )
+    _check_example(operation, spec, (*loc, "example"))
+    return operation
+
+
+def _answer_source(spec: OperationSpec, loc: Loc, path: Path) -> tuple[str, Loc]:
+    if spec.answer is not None:
+        return spec.answer, (*loc, "answer")
+    assert spec.answer_file is not None
+    here: Loc = (*loc, "answer_file")
+    base = path.parent.resolve()
+    target = (base / spec.answer_file).resolve()
+    if not target.is_relative_to(base):
+        raise _Located(here, "answer_file must stay inside the mapping directory")
+    try:
+        return target.read_text(encoding="utf-8"), here
+    except FileNotFoundError:
+        raise _Located(here, f"template file {spec.answer_file!r} does not exist") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise _Located(here, f"cannot read template {spec.answer_file!r}: {error}") from None
+
+
+def _compile_call(spec: Any, names: Names, loc: Loc) -> CompiledCall:
+    query = tuple(
+        (key, _value(value, names, (*loc, "query", key))) for key, value in (spec.query or {}).items()
+    )
+    headers = tuple(
+        (key, _value(value, names, (*loc, "headers", key))) for key, value in (spec.headers or {}).items()
+    )
+    for key, _ in headers:
+        if key.lower() == "authorization":
+            raise _Located(
+                (*loc, "headers", key), "the bearer token is added by the client, never by a mapping"
+            )
+    json_body = None if spec.json_body is None else _tree(spec.json_body, names, (*loc, "json"))
+    bytes_body = None
+    if spec.bytes_body is not None:
+        bytes_body = (
+            _value(spec.bytes_body.data, names, (*loc, "bytes", "data")),
+            spec.bytes_body.content_type,
+        )
+    multipart = None
+    if spec.multipart is not None:
+        multipart = tuple(
+            (
+                part.name,
+                _value(part.value, names, (*loc, "multipart", i, "value")),
+                part.filename,
+                part.content_type,
+            )
+            for i, part in enumerate(spec.multipart)
+        )
+    stream = None
+    if spec.stream is not None:
+        stream = (
+            _expression(spec.stream.source, names, (*loc, "stream", "source")),
+            spec.stream.content_type,
+        )
+    return CompiledCall(
+        api=spec.api,
+        method=spec.method,
+        path=_value(spec.path, names, (*loc, "path")),
+        app_org=None if spec.app_org is None else _value(spec.app_org, names, (*loc, "app_org")),
+        query=query,
+        headers=headers,
+        body=build_body(json_body, bytes_body, multipart, stream),
+        response=ResponseKind(spec.response),
+        accept=frozenset(spec.accept),
+        idempotent=default_idempotent(spec.method) if spec.idempotent is None else spec.idempotent,
+    )
+
+
+def _compile_faults(rules: Any, loc: Loc) -> tuple[CompiledFault, ...]:
+    compiled = []
+    for index, rule in enumerate(rules):
+        error = getattr(errors, rule.raise_, None)
+        if not (isinstance(error, type) and issubclass(error, ProxyError)):
+            raise _Located((*loc, index, "raise"), f"unknown error {rule.raise_!r}")
+        status = rule.match.status
+        statuses = (
+            frozenset() if status is None else frozenset([status] if isinstance(status, int) else status)
+        )
+        code = rule.match.error_code
+        compiled.append(
+            CompiledFault(
+                statuses=statuses,
+                error_code=None if code is None else str(code),
+                mp_code=rule.match.mp_code,
+                error=error,
+                error_id=rule.error_id,
+                message=rule.message,
+            )
+        )
+    return tuple(compiled)
+
+
+def _example_principal(operation: CompiledOperation, spec: OperationSpec) -> Principal:
+    example = spec.example.principal
+    if operation.identity.acts_as == "service_owner":
+        return Principal(
+            caller_id="example",
+            kind=CallerKind.SERVICE_OWNER,
+            service_owner=example.service_owner,
+            org=example.org,
+            scopes=tuple(sorted(operation.identity.scopes)),
+        )
+    return Principal(caller_id="example", kind=CallerKind.END_USER_SYSTEM)
+
+
+def example_routing(spec: OperationSpec) -> RoutingTable:
+    """The routing table an operation's example declares."""
+    return RoutingTable.of(Route(**route.model_dump()) for route in spec.example.routes)
+
+
+def example_responses(spec: OperationSpec) -> dict[str, Altinn3Response]:
+    """The example's canned responses as :class:`Altinn3Response` values."""
+    return {
+        step: Altinn3Response(
+            status=canned.status,
+            headers={"Content-Type": "application/json"},
+            json=canned.json_body,
+            content=None if canned.text is None else canned.text.encode("utf-8"),
+        )
+        for step, canned in spec.example.responses.items()
+    }
+
+
+def _check_example(operation: CompiledOperation, spec: OperationSpec, loc: Loc) -> None:
+    try:
+        body = etree.fromstring(spec.example.request.encode("utf-8"), parser=_EXAMPLE_PARSER)
+    except etree.XMLSyntaxError as error:
+        raise _Located((*loc, "request"), f"example request is not well-formed XML: {error}") from None
+    if body.tag != spec.legacy.request_element:
+        raise _Located(
+            (*loc, "request"), f"example request root is {body.tag}, not {spec.legacy.request_element}"
+        )
+    request = OperationRequest(
+        spec.legacy.service, spec.legacy.operation, body, _example_principal(operation, spec)
+    )
+    authorize: Callable[[Principal, str], OrgGrant] = lambda principal, reportee: OrgGrant(reportee)  # noqa: E731
+    plan = run_operation(
+        operation, request, example_routing(spec), authorize, lambda: datetime(2026, 1, 1, tzinfo=UTC)
+    )
+    try:
+        answer = drive(plan, DryRun(example_responses(spec)).answer)
+    except MissingResponse as error:
+        raise _Located((*loc, "responses"), f"example: {error}") from None
+    except ProxyError as error:
+        raise _Located(loc, f"example does not run: {type(error).__name__}: {error}") from None
+    try:
+        element = answer.element()
+    except etree.XMLSyntaxError as error:
+        where = (*loc[:-1], "answer" if spec.answer is not None else "answer_file")
+        raise _Located(where, f"answer does not render well-formed XML for the example: {error}") from None
+    if element.tag != spec.legacy.response_element:
+        where = (*loc[:-1], "answer" if spec.answer is not None else "answer_file")
+        raise _Located(where, f"answer root is {element.tag}, not {spec.legacy.response_element}")

@@ -1,0 +1,474 @@
+"""The mapping engine: a legacy request in, a plan of Altinn 3 calls out, a legacy answer back.
+
+Sans-IO, like httpx's auth flow. ``Engine.start`` returns a generator (a *plan*) that yields
+:mod:`proxy.mapping.calls` requests and receives their answers via ``send``; it returns a
+:class:`LegacyAnswer` or raises a :mod:`proxy.errors` error. The executor reports an upstream or
+token failure by ``throw``-ing the error into the plan at the yield, where the operation's fault
+table turns it into the Altinn fault the legacy client expects.
+
+Invariants:
+* Nothing here parses or compiles: operations arrive compiled (``proxy.mapping.compiler``).
+* A plan captures its :class:`MappingSet` when it starts; a hot reload never changes a running plan.
+* ``identity`` is resolved before any expression that could leak data into a call is evaluated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, Callable, Generator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from jinja2 import TemplateError
+from lxml import etree
+
+from proxy import errors
+from proxy.errors import (
+    AuthorizationDenied,
+    ConfigurationError,
+    OperationNotTranslated,
+    ProxyError,
+    TokenError,
+    TokenRefused,
+    UpstreamError,
+)
+from proxy.identity.principal import OrgGrant, Principal
+from proxy.mapping.calls import (
+    IDEMPOTENT_METHODS,
+    AllocateId,
+    Altinn3Call,
+    Altinn3Response,
+    Body,
+    BytesBody,
+    CallBatch,
+    JsonBody,
+    LegacyAnswer,
+    MultipartBody,
+    MultipartPart,
+    PlanRequest,
+    ResolveId,
+    ResponseKind,
+    StreamBody,
+)
+from proxy.mapping.expressions import Value
+from proxy.mapping.fields import CompiledField, read_fields
+from proxy.mapping.routing import RoutingTable
+from proxy.mapping.schema import LegacySide
+from proxy.maskinporten.request import TokenRequest
+
+Context = dict[str, Any]
+Evaluate = Callable[[Mapping[str, Any]], Any]
+Authorizer = Callable[[Principal, str], OrgGrant]
+"""``authorize(principal, reportee) -> OrgGrant``; raises AuthorizationDenied / InvalidReportee."""
+Plan = Generator[PlanRequest, Any, LegacyAnswer]
+Clock = Callable[[], datetime]
+
+
+def default_authorize(principal: Principal, reportee: str) -> OrgGrant:
+    """The principal's own grant for ``reportee`` (identity's ``authorize`` replaces this when wired)."""
+    grant = principal.grant_for(reportee)
+    if grant is None:
+        raise AuthorizationDenied("The system is not authorized to act for this reportee")
+    return grant
+
+
+@dataclass(frozen=True)
+class OperationRequest:
+    """A parsed legacy request, as the SOAP (or REST) front hands it over after authentication."""
+
+    service: str
+    operation: str
+    body: etree._Element
+    principal: Principal
+    #: MTOM/streamed attachments by name, reachable from expressions as ``streams.<name>``.
+    streams: Mapping[str, AsyncIterable[bytes]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ActingIdentity:
+    """Who the Altinn 3 calls act as; exposed to expressions as ``identity``."""
+
+    acts_as: str
+    #: The organisation acted for: the reportee (system user) or the service owner's own org.
+    org: str
+    caller_id: str
+    service_owner: str | None = None
+    external_ref: str | None = None
+
+
+@dataclass(frozen=True)
+class CompiledIdentity:
+    """The identity block: how to get an :class:`ActingIdentity` and the token for it."""
+
+    acts_as: str
+    reportee: Evaluate | None
+    scopes: frozenset[str]
+    exchange: bool
+
+    def resolve(
+        self, principal: Principal, context: Mapping[str, Any], authorize: Authorizer
+    ) -> tuple[ActingIdentity, TokenRequest]:
+        """Check the caller may act, and say as whom and with which token."""
+        if self.acts_as == "service_owner":
+            if not principal.is_service_owner or not principal.org:
+                raise AuthorizationDenied("This operation is only available to service owners")
+            missing = self.scopes - set(principal.scopes)
+            if missing:
+                raise AuthorizationDenied("The service owner is not configured for this operation")
+            identity = ActingIdentity(
+                "service_owner", principal.org, principal.caller_id, principal.service_owner
+            )
+            return identity, TokenRequest(scopes=self.scopes, exchange=self.exchange)
+        assert self.reportee is not None
+        reportee = self.reportee(context)
+        grant = authorize(principal, "" if reportee is None else str(reportee).strip())
+        identity = ActingIdentity("system_user", grant.org, principal.caller_id, None, grant.external_ref)
+        token = TokenRequest(
+            scopes=self.scopes,
+            system_user_org=grant.org,
+            external_ref=grant.external_ref,
+            exchange=self.exchange,
+        )
+        return identity, token
+
+
+@dataclass(frozen=True)
+class CompiledCall:
+    """A call step's request, ready to be filled in from a context."""
+
+    api: str
+    method: str
+    path: Evaluate
+    app_org: Evaluate | None
+    query: tuple[tuple[str, Evaluate], ...]
+    headers: tuple[tuple[str, Evaluate], ...]
+    body: Callable[[Mapping[str, Any]], Body]
+    response: ResponseKind
+    accept: frozenset[int]
+    idempotent: bool
+
+    def build(self, context: Mapping[str, Any], token: TokenRequest, step: str) -> Altinn3Call:
+        """The :class:`Altinn3Call` for one context (one item, for ``foreach``)."""
+        query: list[tuple[str, str]] = []
+        for name, evaluate in self.query:
+            value = evaluate(context)
+            if value is None:
+                continue
+            values = value if isinstance(value, list | tuple) else (value,)
+            query.extend((name, _query_text(v)) for v in values)
+        headers = tuple(
+            (name, str(value)) for name, evaluate in self.headers if (value := evaluate(context)) is not None
+        )
+        return Altinn3Call(
+            api=self.api,
+            method=self.method,
+            path=str(self.path(context)),
+            token=token,
+            query=tuple(query),
+            headers=headers,
+            body=self.body(context),
+            response=self.response,
+            app_org=None if self.app_org is None else str(self.app_org(context)),
+            accept_status=self.accept,
+            idempotent=self.idempotent,
+            step=step,
+        )
+
+
+def _query_text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+@dataclass(frozen=True)
+class CompiledIdStep:
+    """An ``allocate_id`` / ``resolve_id`` step."""
+
+    allocate: bool
+    kind: str
+    value: Evaluate
+    owner: Evaluate | None
+
+
+@dataclass(frozen=True)
+class CompiledStep:
+    """One step of an operation."""
+
+    name: str
+    action: CompiledCall | CompiledIdStep
+    when: Evaluate | None = None
+    foreach: Evaluate | None = None
+    item: str = "item"
+    concurrency: int = 4
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class CompiledFault:
+    """One fault rule."""
+
+    statuses: frozenset[int]
+    error_code: str | None
+    mp_code: str | None
+    error: type[ProxyError]
+    error_id: int | None
+    message: str
+
+    def matches(self, status: int | None, error_code: str | None, mp_code: str | None) -> bool:
+        """Whether an upstream failure with these attributes is this rule's."""
+        if self.statuses and status not in self.statuses:
+            return False
+        if self.error_code is not None and self.error_code != error_code:
+            return False
+        return self.mp_code is None or self.mp_code == mp_code
+
+    def build(self, cause: ProxyError) -> ProxyError:
+        """The legacy-facing error; the upstream detail goes to the extended message."""
+        if issubclass(self.error, UpstreamError):
+            return self.error(
+                self.message,
+                status=getattr(cause, "status", None),
+                error_code=getattr(cause, "error_code", None),
+                error_id=self.error_id,
+                extended=cause.extended,
+            )
+        return self.error(self.message, error_id=self.error_id, extended=cause.extended)
+
+
+def translate_fault(faults: tuple[CompiledFault, ...], error: ProxyError) -> ProxyError:
+    """The first matching rule's error for an upstream/token failure, else the failure itself."""
+    status = getattr(error, "status", None)
+    error_code = getattr(error, "error_code", None)
+    mp_code = error.code if isinstance(error, TokenRefused) else None
+    for rule in faults:
+        if rule.matches(status, None if error_code is None else str(error_code), mp_code):
+            return rule.build(error)
+    return error
+
+
+@dataclass(frozen=True)
+class CompiledOperation:
+    """Everything needed to run one legacy operation, compiled."""
+
+    legacy: LegacySide
+    fields: tuple[CompiledField, ...]
+    identity: CompiledIdentity
+    vars: tuple[tuple[str, Evaluate], ...]
+    steps: tuple[CompiledStep, ...]
+    answer: Callable[[Mapping[str, Any]], str]
+    answer_stream: Evaluate | None
+    faults: tuple[CompiledFault, ...]
+    file: str
+    line: int | None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """(service, operation) as the SOAP catalogue spells them."""
+        return (self.legacy.service, self.legacy.operation)
+
+    @property
+    def where(self) -> str:
+        """``file:line`` of the operation, for messages."""
+        return f"{self.file}:{self.line}" if self.line else self.file
+
+
+@dataclass(frozen=True)
+class MappingSet:
+    """A validated, compiled set of mapping files, identified by the hash of their content."""
+
+    operations: Mapping[tuple[str, str], CompiledOperation]
+    digest: str
+    files: tuple[str, ...] = ()
+
+    def operation(self, service: str, operation: str) -> CompiledOperation:
+        """The operation, or :class:`OperationNotTranslated` when no mapping covers it."""
+        found = self.operations.get((service, operation))
+        if found is None:
+            raise OperationNotTranslated(
+                f"{operation} of {service} is not translated to Altinn 3 by this proxy"
+            )
+        return found
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Engine:
+    """Starts plans for legacy requests against the current mapping set."""
+
+    def __init__(
+        self,
+        mappings: Callable[[], MappingSet],
+        routing: RoutingTable,
+        authorize: Authorizer = default_authorize,
+        clock: Clock = _utc_now,
+    ) -> None:
+        self._mappings = mappings
+        self._routing = routing
+        self._authorize = authorize
+        self._clock = clock
+
+    def start(self, request: OperationRequest) -> Plan:
+        """A plan for ``request``; resolves the operation now, so an unknown one fails before any I/O."""
+        operation = self._mappings().operation(request.service, request.operation)
+        return run_operation(operation, request, self._routing, self._authorize, self._clock)
+
+
+def run_operation(
+    operation: CompiledOperation,
+    request: OperationRequest,
+    routing: RoutingTable,
+    authorize: Authorizer,
+    clock: Clock,
+) -> Plan:
+    """The plan of one operation (a generator; see the module docstring)."""
+    try:
+        return (yield from _run(operation, request, routing, authorize, clock))
+    except (ProxyError, GeneratorExit):
+        raise
+    except (TemplateError, TypeError, ValueError, KeyError, AttributeError, IndexError) as error:
+        # A request the mapping did not foresee: a mapping bug, reported with its location.
+        raise ConfigurationError(
+            f"{operation.legacy.operation} failed: {type(error).__name__}: {error}", location=operation.where
+        ) from error
+
+
+def _run(
+    operation: CompiledOperation,
+    request: OperationRequest,
+    routing: RoutingTable,
+    authorize: Authorizer,
+    clock: Clock,
+) -> Plan:
+    results: dict[str, Any] = {}
+    variables: dict[str, Any] = {}
+    context: Context = {
+        "fields": read_fields(operation.fields, request.body),
+        "vars": variables,
+        "results": results,
+        "route": routing.lookup,
+        "now": clock().astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "streams": request.streams,
+    }
+    identity, token = operation.identity.resolve(request.principal, context, authorize)
+    context["identity"] = identity
+    for name, evaluate in operation.vars:
+        variables[name] = evaluate(context)
+
+    for step in operation.steps:
+        if step.when is not None and not step.when(context):
+            results[step.name] = None
+            continue
+        action = step.action
+        try:
+            if isinstance(action, CompiledIdStep):
+                results[step.name] = yield _id_request(action, context, identity, step.name)
+            elif step.foreach is not None:
+                items = step.foreach(context) or ()
+                calls = tuple(
+                    action.build({**context, step.item: item, "index": index}, token, step.name)
+                    for index, item in enumerate(items)
+                )
+                if not calls:
+                    results[step.name] = []
+                    continue
+                answers = yield CallBatch(calls, step.concurrency, step.name)
+                results[step.name] = [
+                    _result(call, answer) for call, answer in zip(calls, answers, strict=True)
+                ]
+            else:
+                call = action.build(context, token, step.name)
+                results[step.name] = _result(call, (yield call))
+        except (UpstreamError, TokenError) as error:
+            raise translate_fault(operation.faults, error) from error
+
+    xml = operation.answer(context)
+    stream = None if operation.answer_stream is None else operation.answer_stream(context)
+    return LegacyAnswer(operation.legacy.operation, xml.encode("utf-8"), stream=stream)
+
+
+def _id_request(
+    action: CompiledIdStep, context: Mapping[str, Any], identity: ActingIdentity, step: str
+) -> AllocateId | ResolveId:
+    owner = identity.org if action.owner is None else str(action.owner(context))
+    value = action.value(context)
+    if action.allocate:
+        return AllocateId(action.kind, str(value), owner, step)
+    try:
+        legacy_id = int(value)
+    except (TypeError, ValueError):
+        raise errors.InvalidField(f"{action.kind} id must be an integer") from None
+    return ResolveId(action.kind, legacy_id, owner, step)
+
+
+def _result(call: Altinn3Call, response: Altinn3Response) -> Any:
+    """What ``results.<step>`` holds: the JSON, the bytes, the stream, or None for an accepted error."""
+    if response.status >= 400:
+        return None
+    if call.response is ResponseKind.JSON:
+        return response.json
+    if call.response is ResponseKind.BYTES:
+        return response.content
+    if call.response is ResponseKind.STREAM:
+        return response.stream
+    return None
+
+
+def build_body(
+    json_body: Evaluate | None,
+    bytes_body: tuple[Evaluate, str] | None,
+    multipart: tuple[tuple[str, Evaluate, str | None, str | None], ...] | None,
+    stream: tuple[Evaluate, str] | None,
+) -> Callable[[Mapping[str, Any]], Body]:
+    """A body builder for the one body kind a call declares."""
+    if json_body is not None:
+        evaluate_json = json_body
+        return lambda context: JsonBody(evaluate_json(context))
+    if bytes_body is not None:
+        evaluate_bytes, content_type = bytes_body
+
+        def make_bytes(context: Mapping[str, Any]) -> Body:
+            data = evaluate_bytes(context)
+            return BytesBody(data if isinstance(data, bytes) else str(data).encode("utf-8"), content_type)
+
+        return make_bytes
+    if multipart is not None:
+        parts_spec = multipart
+
+        def make_multipart(context: Mapping[str, Any]) -> Body:
+            parts = []
+            for name, evaluate, filename, content_type in parts_spec:
+                value = evaluate(context)
+                if value is None:
+                    continue
+                parts.append(
+                    MultipartPart(
+                        name, value if isinstance(value, bytes) else str(value), filename, content_type
+                    )
+                )
+            return MultipartBody(tuple(parts))
+
+        return make_multipart
+    if stream is not None:
+        evaluate_stream, content_type = stream
+        return lambda context: StreamBody(cast(AsyncIterable[bytes], evaluate_stream(context)), content_type)
+    return lambda context: None
+
+
+def default_idempotent(method: str) -> bool:
+    """Whether a method may be retried on a connection failure when the mapping does not say."""
+    return method in IDEMPOTENT_METHODS
+
+
+def constant(value: Any) -> Evaluate:
+    """An evaluator that always gives ``value``."""
+    return lambda context: value
+
+
+def as_evaluate(compiled: Value | Any) -> Evaluate:
+    """An evaluator for a compiled scalar (a :class:`Value`) or a literal."""
+    if isinstance(compiled, Value):
+        return compiled
+    return constant(compiled)

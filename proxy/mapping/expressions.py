@@ -1,0 +1,241 @@
+"""Jinja2, sandboxed, as the one expression and template language of mapping files.
+
+Invariants:
+* Everything is compiled at load; the request path only calls compiled code.
+* Two ``ImmutableSandboxedEnvironment`` instances with ``StrictUndefined``: ``VALUES`` (no escaping)
+  for URLs, query values and JSON bodies, and ``XML`` (autoescape, ``None`` renders as nothing) for
+  answer templates. A mapping cannot reach Python internals or mutate what it is given.
+* A string that is exactly one ``{{ expression }}`` keeps the expression's native type (list, dict,
+  None, bytes); a string mixing text and ``{{ }}`` renders to a string; anything else is a literal.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+from xml.sax.saxutils import escape
+from zoneinfo import ZoneInfo
+
+from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from proxy.errors import InvalidField
+
+#: Altinn 2 served Norwegian local time; a WCF ``xs:dateTime`` without offset means Oslo time.
+LEGACY_ZONE = ZoneInfo("Europe/Oslo")
+
+_LCID_TO_ISO = {"1044": "nb", "2068": "nn", "1033": "en", "1083": "se"}
+_ISO_TO_LCID = {iso: lcid for lcid, iso in _LCID_TO_ISO.items()}
+
+
+def xs_to_iso(value: str | None) -> str | None:
+    """A WCF ``xs:dateTime`` (offset optional, Oslo time when absent) as ISO 8601 in UTC (``...Z``)."""
+    if value is None or value == "":
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise InvalidField(f"not an xs:dateTime: {value[:40]!r}") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=LEGACY_ZONE)
+    return parsed.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def iso_to_xs(value: str | None) -> str | None:
+    """An ISO 8601 timestamp as Altinn 2's WCF wrote ``xs:dateTime``: Oslo local time, no offset, ms."""
+    if value is None or value == "":
+        return None
+    parsed = datetime.fromisoformat(value.strip())
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(LEGACY_ZONE).replace(tzinfo=None).isoformat(timespec="milliseconds")
+
+
+def b64decode(value: str | None) -> bytes:
+    """Decode a base64 element (whitespace allowed, as MTOM-less clients wrap lines)."""
+    if not value:
+        return b""
+    try:
+        return base64.b64decode("".join(value.split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidField("an attachment's Data is not valid base64") from None
+
+
+def lcid_to_iso(value: str | None, default: str = "nb") -> str:
+    """Altinn 2 ``LanguageCode`` (1044, 2068, 1033) as an ISO 639-1 code."""
+    return _LCID_TO_ISO.get((value or "").strip(), default)
+
+
+def iso_to_lcid(value: str | None, default: str = "1044") -> str:
+    """An ISO 639-1 code as the Altinn 2 ``LanguageCode``."""
+    return _ISO_TO_LCID.get((value or "").strip(), default)
+
+
+def recipient_urn(value: str | None) -> str:
+    """An Altinn 2 reportee (9-digit org number or 11-digit national id) as an Altinn 3 party URN."""
+    text = (value or "").strip()
+    if re.fullmatch(r"\d{9}", text):
+        return f"urn:altinn:organization:identifier-no:{text}"
+    if re.fullmatch(r"\d{11}", text):
+        return f"urn:altinn:person:identifier-no:{text}"
+    raise InvalidField("Reportee must be an organisation number (9 digits) or a national id (11 digits)")
+
+
+def org_urn(value: str | None) -> str:
+    """An organisation number as ``urn:altinn:organization:identifier-no:...``."""
+    return f"urn:altinn:organization:identifier-no:{(value or '').strip()}"
+
+
+def remap_keys(records: object, names: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Records (dicts) with keys renamed by ``names``; other keys and None values are dropped."""
+    if not records:
+        return []
+    return [
+        {new: record[old] for old, new in names.items() if record.get(old) is not None}
+        for record in records  # type: ignore[attr-defined]
+        if isinstance(record, Mapping)
+    ]
+
+
+def xml_escape(value: object) -> str:
+    """Text escaped for XML character data and attribute values."""
+    return escape("" if value is None else str(value), {'"': "&quot;"})
+
+
+def _finalize_xml(value: object) -> object:
+    return "" if value is None else value
+
+
+def _environment(*, xml: bool) -> ImmutableSandboxedEnvironment:
+    env = ImmutableSandboxedEnvironment(
+        undefined=StrictUndefined,
+        autoescape=xml,
+        finalize=_finalize_xml if xml else None,
+        keep_trailing_newline=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(
+        xs_to_iso=xs_to_iso,
+        iso_to_xs=iso_to_xs,
+        b64decode=b64decode,
+        lcid_to_iso=lcid_to_iso,
+        iso_to_lcid=iso_to_lcid,
+        recipient_urn=recipient_urn,
+        org_urn=org_urn,
+        xml_escape=xml_escape,
+        remap_keys=remap_keys,
+    )
+    return env
+
+
+VALUES = _environment(xml=False)
+XML = _environment(xml=True)
+
+#: Names every expression may use; ``item``/``index`` and step-specific names are added per place.
+BASE_NAMES = frozenset({"fields", "vars", "results", "identity", "route", "now", "streams"})
+
+
+class ExpressionError(Exception):
+    """An expression or template does not compile or refers to something undefined."""
+
+
+class Names:
+    """What an expression at one place of a mapping may refer to."""
+
+    def __init__(
+        self,
+        fields: frozenset[str],
+        vars_: frozenset[str],
+        results: frozenset[str],
+        extra: frozenset[str] = frozenset(),
+    ) -> None:
+        self.fields = fields
+        self.vars = vars_
+        self.results = results
+        self.extra = extra
+
+    def check(self, tree: nodes.Node) -> None:
+        """Raise :class:`ExpressionError` for an unknown variable, field, var or step result."""
+        assigned = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
+        allowed = BASE_NAMES | self.extra | assigned | set(VALUES.globals)
+        for name in tree.find_all(nodes.Name):
+            if name.ctx == "load" and name.name not in allowed:
+                raise ExpressionError(f"undefined variable {name.name!r}")
+        for getter in tree.find_all((nodes.Getattr, nodes.Getitem)):
+            target = getter.node  # type: ignore[attr-defined]  # both node types have .node
+            if not isinstance(target, nodes.Name) or target.ctx != "load":
+                continue
+            if isinstance(getter, nodes.Getattr):
+                key: object = getter.attr
+            elif isinstance(getter, nodes.Getitem) and isinstance(getter.arg, nodes.Const):
+                key = getter.arg.value
+            else:
+                continue
+            known = {"fields": self.fields, "vars": self.vars, "results": self.results}.get(target.name)
+            if known is not None and key not in known:
+                what = {"fields": "field", "vars": "var", "results": "step result (of an earlier step)"}
+                raise ExpressionError(f"undefined {what[target.name]} {target.name}.{key}")
+
+
+class Value:
+    """A compiled YAML value: literal, native expression, or string template."""
+
+    __slots__ = ("_evaluate", "is_literal", "source")
+
+    def __init__(self, source: str, evaluate: Callable[[Mapping[str, Any]], Any], literal: bool) -> None:
+        self.source = source
+        self._evaluate = evaluate
+        self.is_literal = literal
+
+    def __call__(self, context: Mapping[str, Any]) -> Any:
+        """Evaluate against ``context``."""
+        return self._evaluate(context)
+
+
+_SINGLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>.*?)\}\}\s*$", re.DOTALL)
+
+
+def compile_value(source: Any, names: Names) -> Value | Any:
+    """Compile a scalar: a string with ``{{`` becomes a :class:`Value`; other scalars stay as they are."""
+    if not isinstance(source, str) or ("{{" not in source and "{%" not in source):
+        return source
+    single = _SINGLE_EXPRESSION.match(source)
+    try:
+        if single is not None and "}}" not in single.group("expr") and "{%" not in source:
+            expr = single.group("expr")
+            names.check(VALUES.parse(f"{{{{ {expr} }}}}"))
+            compiled = VALUES.compile_expression(expr, undefined_to_none=False)
+            return Value(source, lambda context: compiled(**context), literal=False)
+        names.check(VALUES.parse(source))
+        template = VALUES.from_string(source)
+        return Value(source, template.render, literal=False)
+    except TemplateSyntaxError as error:
+        raise ExpressionError(f"expression does not compile: {error.message}") from None
+
+
+def compile_expression(source: str, names: Names) -> Value:
+    """Compile a condition or reference: ``{{ x }}`` or a bare ``x`` (both evaluate natively)."""
+    single = _SINGLE_EXPRESSION.match(source)
+    expr = single.group("expr") if single is not None else source
+    try:
+        names.check(VALUES.parse(f"{{{{ {expr} }}}}"))
+        compiled = VALUES.compile_expression(expr, undefined_to_none=False)
+    except TemplateSyntaxError as error:
+        raise ExpressionError(f"expression does not compile: {error.message}") from None
+    return Value(source, lambda context: compiled(**context), literal=False)
+
+
+def compile_xml_template(source: str, names: Names) -> Callable[[Mapping[str, Any]], str]:
+    """Compile an answer template (XML autoescape) and check the names it uses."""
+    try:
+        names.check(XML.parse(source))
+        return XML.from_string(source).render
+    except TemplateSyntaxError as error:
+        raise ExpressionError(
+            f"template does not compile (template line {error.lineno}): {error.message}"
+        ) from None

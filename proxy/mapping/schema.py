@@ -1,0 +1,260 @@
+"""The mapping file format, as pydantic models (``extra="forbid"``: a typo'd key is an error).
+
+These models only check shape. Everything that needs more than one field at a time (expressions
+that must compile, names that must be defined, the example that must render) is checked by
+``proxy.mapping.compiler``. ``mappings/README.md`` documents the format for people.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+# Error classes a fault rule may raise: the ones whose meaning an upstream answer can carry.
+FAULT_ERRORS = (
+    "ClientError",
+    "InvalidField",
+    "InvalidReportee",
+    "UnknownService",
+    "NotFound",
+    "Conflict",
+    "AuthorizationDenied",
+    "PersonSignatureRequired",
+    "UpstreamError",
+    "UpstreamUnavailable",
+    "TokenError",
+)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FieldSpec(_Model):
+    """One request field: a ``/``-separated path of local names below the operation element."""
+
+    path: str = Field(min_length=1)
+    type: Literal["string", "int", "bool", "datetime", "base64", "xml"] = "string"
+    list: bool = False
+    required: bool = False
+    #: For a list of records: the fields of each item, relative to the item element.
+    fields: dict[str, FieldSpec | str] | None = None
+
+    @model_validator(mode="after")
+    def _records_are_lists(self) -> FieldSpec:
+        if self.fields is not None and not self.list:
+            raise ValueError("'fields' (a record) needs 'list: true'")
+        return self
+
+
+class LegacySide(_Model):
+    """How the legacy client calls the operation."""
+
+    service: str = Field(min_length=1)
+    operation: str = Field(min_length=1)
+    endpoint: str | None = None
+    binding: Literal["basic", "ws", "basic_streamed"] = "basic"
+    soap_action: str | None = None
+    #: Clark notation ``{namespace}LocalName`` of the operation's body element.
+    request_element: str = Field(pattern=r"^\{[^}]+\}\w+$")
+    #: Clark notation of the ``{Op}Response`` element the answer template renders.
+    response_element: str = Field(pattern=r"^\{[^}]+\}\w+$")
+
+
+class Identity(_Model):
+    """Whose token the Altinn 3 calls use."""
+
+    acts_as: Literal["service_owner", "system_user"] = Field(alias="as")
+    #: For ``system_user``: an expression giving the reportee (organisation number).
+    reportee: str | None = None
+    scopes: list[str] = Field(min_length=1)
+    exchange: bool = True
+
+    @model_validator(mode="after")
+    def _reportee_for_system_user(self) -> Identity:
+        if self.acts_as == "system_user" and not self.reportee:
+            raise ValueError("'system_user' identity needs 'reportee' (an expression)")
+        if self.acts_as == "service_owner" and self.reportee is not None:
+            raise ValueError("'service_owner' identity takes no 'reportee'")
+        return self
+
+
+class BytesSpec(_Model):
+    """A binary body: ``data`` evaluates to bytes (e.g. ``{{ item.data }}`` of a base64 field)."""
+
+    data: str
+    content_type: str = "application/octet-stream"
+
+
+class StreamSpec(_Model):
+    """A streamed body: ``source`` evaluates to one of the request's attachment streams."""
+
+    source: str
+    content_type: str = "application/octet-stream"
+
+
+class PartSpec(_Model):
+    """One ``multipart/form-data`` part."""
+
+    name: str
+    value: str
+    filename: str | None = None
+    content_type: str | None = None
+
+
+class CallSpec(_Model):
+    """An Altinn 3 call. ``path`` and string values may be Jinja2 templates."""
+
+    api: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]
+    path: str = Field(pattern=r"^/")
+    #: An expression giving the service owner code of an app; absent: the platform gateway.
+    app_org: str | None = None
+    query: dict[str, Any] | None = None
+    headers: dict[str, str] | None = None
+    json_body: Any = Field(default=None, alias="json")
+    bytes_body: BytesSpec | None = Field(default=None, alias="bytes")
+    multipart: list[PartSpec] | None = None
+    stream: StreamSpec | None = None
+    response: Literal["json", "bytes", "stream", "none"] = "json"
+    accept: list[int] = Field(default_factory=list)
+    idempotent: bool | None = None
+
+    @model_validator(mode="after")
+    def _one_body(self) -> CallSpec:
+        bodies = [b for b in (self.json_body, self.bytes_body, self.multipart, self.stream) if b is not None]
+        if len(bodies) > 1:
+            raise ValueError("a call has at most one of 'json', 'bytes', 'multipart', 'stream'")
+        return self
+
+
+class IdSpec(_Model):
+    """A store call: allocate a legacy id for a GUID, or resolve a legacy id to its GUID."""
+
+    kind: str = Field(pattern=r"^[a-z_]+$")
+    #: Expression: the GUID (allocate) or the legacy id (resolve).
+    value: str
+    #: Expression: the owning organisation; defaults to the identity's organisation.
+    owner: str | None = None
+
+
+class StepSpec(_Model):
+    """One step; its result is bound to ``results.<name>``."""
+
+    name: str = Field(pattern=r"^[a-z_][a-z0-9_]*$")
+    when: str | None = None
+    foreach: str | None = None
+    item: str = Field(default="item", alias="as", pattern=r"^[a-z_][a-z0-9_]*$")
+    concurrency: int = Field(default=4, ge=1, le=64)
+    call: CallSpec | None = None
+    allocate_id: IdSpec | None = None
+    resolve_id: IdSpec | None = None
+
+    @model_validator(mode="after")
+    def _one_action(self) -> StepSpec:
+        actions = [a for a in (self.call, self.allocate_id, self.resolve_id) if a is not None]
+        if len(actions) != 1:
+            raise ValueError("a step has exactly one of 'call', 'allocate_id', 'resolve_id'")
+        if self.foreach is not None and self.call is None:
+            raise ValueError("'foreach' is only allowed on 'call' steps")
+        if self.foreach is not None and self.call is not None and self.call.response == "stream":
+            raise ValueError("a 'foreach' call cannot stream its response")
+        return self
+
+
+class FaultMatch(_Model):
+    """What an upstream failure must look like for a rule to apply (all given parts must match)."""
+
+    status: int | list[int] | None = None
+    error_code: str | int | None = None
+    mp_code: str | None = Field(default=None, pattern=r"^MP-\d{3}$")
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> FaultMatch:
+        if self.status is None and self.error_code is None and self.mp_code is None:
+            raise ValueError("a fault match needs 'status', 'error_code' or 'mp_code'")
+        return self
+
+
+class FaultRule(_Model):
+    """Upstream failure → the Altinn fault a legacy client understands."""
+
+    match: FaultMatch
+    raise_: Literal[FAULT_ERRORS] = Field(alias="raise")  # type: ignore[valid-type]
+    error_id: int | None = None
+    message: str = Field(min_length=1)
+
+
+class ExampleResponse(_Model):
+    """A canned Altinn 3 answer for one step of the example (also used by tests and explain)."""
+
+    status: int = 200
+    json_body: Any = Field(default=None, alias="json")
+    text: str | None = None
+
+
+class ExamplePrincipal(_Model):
+    """The caller of the example request."""
+
+    org: str = "991825827"
+    service_owner: str | None = "ttd"
+
+
+class ExampleRoute(_Model):
+    """A routing entry the example needs (deployment routing stays in the settings)."""
+
+    service_code: str
+    service_edition: str
+    resource_id: str | None = None
+    broker_resource: str | None = None
+    org: str | None = None
+    app: str | None = None
+    data_type: str | None = None
+
+
+class Example(_Model):
+    """A request with canned answers that must produce a well-formed answer at load time."""
+
+    request: str = Field(min_length=1)
+    principal: ExamplePrincipal = ExamplePrincipal()
+    routes: list[ExampleRoute] = Field(default_factory=list)
+    responses: dict[str, ExampleResponse] = Field(default_factory=dict)
+
+
+class OperationSpec(_Model):
+    """One legacy operation and its translation."""
+
+    legacy: LegacySide
+    identity: Identity
+    fields: dict[str, FieldSpec | str] = Field(default_factory=dict)
+    #: Named expressions evaluated in order after identity, before the steps.
+    vars: dict[str, str] = Field(default_factory=dict)
+    steps: list[StepSpec] = Field(default_factory=list)
+    #: The Jinja2 template of the whole ``{Op}Response`` element (or ``answer_file``).
+    answer: str | None = None
+    answer_file: str | None = None
+    #: For downloads: an expression giving a step's streamed result, sent on as the MTOM attachment.
+    answer_stream: str | None = None
+    faults: list[FaultRule] = Field(default_factory=list)
+    example: Example
+
+    @model_validator(mode="after")
+    def _one_answer(self) -> OperationSpec:
+        if (self.answer is None) == (self.answer_file is None):
+            raise ValueError("an operation has exactly one of 'answer' and 'answer_file'")
+        names = [step.name for step in self.steps]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate step names: {', '.join(duplicates)}")
+        return self
+
+
+class MappingFile(_Model):
+    """One file of ``mappings/``: a legacy service family."""
+
+    version: Literal[1]
+    description: str | None = None
+    #: Fault rules shared by every operation of the file (tried after the operation's own).
+    faults: list[FaultRule] = Field(default_factory=list)
+    operations: list[OperationSpec] = Field(min_length=1)
