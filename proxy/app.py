@@ -1,25 +1,250 @@
 """Wiring: settings in, a ready aiohttp application out.
 
-Everything with a lifetime (the outbound HTTP session, the store, the token provider, the mapping
-registry) is created in one cleanup context, in dependency order, and closed in reverse order after
-in-flight requests have finished.
+Everything with a lifetime (the outbound HTTP session, the store, the credentials, the token
+provider, the mapping registry and its watcher) is created in one cleanup context, in dependency
+order, and closed in reverse order after in-flight requests have finished. Request handling reaches
+these through :data:`SERVICES`; nothing is looked up or compiled per request that could be done here.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import aiohttp
 from aiohttp import web
 
+from proxy.altinn3.client import Altinn3Client
+from proxy.altinn3.client import Timeouts as Altinn3Timeouts
+from proxy.altinn3.executor import execute
+from proxy.identity.authenticator import Authenticator
+from proxy.identity.credentials import CredentialStore
+from proxy.identity.lockout import LockoutPolicy
+from proxy.identity.principal import LegacyCredentials, OrgGrant, Principal
+from proxy.identity.reportee import authorize, parse_reportee
+from proxy.mapping.calls import BaseUrls
+from proxy.mapping.engine import Engine, OperationRequest
+from proxy.mapping.registry import MappingRegistry
+from proxy.mapping.routing import Route, RoutingTable
+from proxy.maskinporten.config import MaskinportenConfig, SigningMaterial, load_pkcs12, load_private_key
+from proxy.maskinporten.provider import TokenProvider
 from proxy.settings import Settings
+from proxy.soap.encode import SoapReply
+from proxy.soap.request import SoapCall
+from proxy.soap.xmlsafe import XmlLimits
+from proxy.store import Store, StoreOptions, open_store
 from proxy.web.health import Readiness, add_health_routes
 from proxy.web.middleware import request_context
+from proxy.web.soap import OperationHandler, SoapConfig, SoapContext, add_soap_routes
 
 SETTINGS = web.AppKey("settings", Settings)
 
 
+@dataclass(frozen=True)
+class Services:
+    """The long-lived parts a request is served with."""
+
+    store: Store
+    authenticator: Authenticator
+    tokens: TokenProvider
+    altinn3: Altinn3Client
+    mappings: MappingRegistry
+    engine: Engine
+
+
+SERVICES = web.AppKey("services", Services)
+
+
 def create_app(settings: Settings, readiness: Readiness | None = None) -> web.Application:
-    """The proxy's application for ``settings`` (not yet started)."""
+    """The proxy's application for ``settings`` (its services start with the app)."""
     readiness = readiness or Readiness()
     app = web.Application(middlewares=[request_context], client_max_size=settings.limits.max_body_bytes)
     app[SETTINGS] = settings
     add_health_routes(app, readiness)
+    app.cleanup_ctx.append(_services_context(readiness))
+    add_soap_routes(
+        app,
+        handlers=MappedOperations(app),
+        config=soap_config(settings),
+        authenticate=_authenticate_with(app),
+    )
     return app
+
+
+def soap_config(settings: Settings) -> SoapConfig:
+    """The SOAP front's settings."""
+    limits = settings.limits
+    return SoapConfig(
+        external_base_url=settings.listen.external_url,
+        limits=XmlLimits(
+            max_bytes=limits.max_body_bytes,
+            max_depth=limits.max_xml_depth,
+            max_elements=limits.max_xml_elements,
+            max_text_length=limits.max_xml_text_bytes,
+        ),
+        max_attachment_bytes=limits.max_streamed_bytes,
+        body_read_timeout=limits.body_read_timeout_seconds,
+        original_wsdl_dir=settings.wsdl_dir,
+    )
+
+
+def routing_table(settings: Settings) -> RoutingTable:
+    """The settings' routing tables as the mapping engine's lookup table."""
+    routes: dict[tuple[str, str], dict[str, Any]] = {}
+    for route in settings.routing.correspondence:
+        routes.setdefault((route.service_code, route.service_edition), {})["resource_id"] = route.resource_id
+    for broker in settings.routing.broker:
+        key = (broker.service_code, broker.service_edition)
+        routes.setdefault(key, {})["broker_resource"] = broker.resource_id
+    for app_route in settings.routing.apps:
+        key = (app_route.service_code, app_route.service_edition)
+        routes.setdefault(key, {}).update(org=app_route.org, app=app_route.app, data_type=app_route.data_type)
+    return RoutingTable.of(Route(code, edition, **fields) for (code, edition), fields in routes.items())
+
+
+def authorize_reportee(principal: Principal, reportee: str) -> OrgGrant:
+    """Validate the reportee number, then check the caller may act for it."""
+    return authorize(principal, parse_reportee(reportee))
+
+
+class MappedOperations(Mapping[tuple[str, str], OperationHandler]):
+    """The SOAP handlers: every operation of the *current* mapping set (hot reload included)."""
+
+    def __init__(self, app: web.Application) -> None:
+        self._app = app
+
+    def _operations(self) -> Mapping[tuple[str, str], Any]:
+        services = self._app.get(SERVICES)
+        return services.mappings.current().operations if services is not None else {}
+
+    def __getitem__(self, key: tuple[str, str]) -> OperationHandler:
+        if key not in self._operations():
+            raise KeyError(key)
+        return self._handle
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self._operations())
+
+    def __len__(self) -> int:
+        return len(self._operations())
+
+    async def _handle(self, call: SoapCall, context: SoapContext) -> SoapReply:
+        services = self._app[SERVICES]
+        assert context.principal is not None  # every mapped operation carries credentials
+        streams = {"attachment": call.attachment} if call.attachment is not None else {}
+        plan = services.engine.start(
+            OperationRequest(call.service.name, call.operation.name, call.body, context.principal, streams)
+        )
+        answer = await execute(plan, services.altinn3, services.store)
+        return SoapReply(answer.element(), stream=answer.stream)
+
+
+def _authenticate_with(app: web.Application) -> Any:
+    async def authenticate(credentials: LegacyCredentials, call: SoapCall, peer: str | None) -> Principal:
+        return await app[SERVICES].authenticator.authenticate(credentials, peer or "unknown")
+
+    return authenticate
+
+
+def _signing_material(settings: Settings) -> SigningMaterial:
+    config = settings.maskinporten
+    if config.key_file is not None:
+        return load_private_key(config.key_file, kid=config.kid)
+    assert config.certificate_file is not None
+    assert config.certificate_password_file is not None
+    return load_pkcs12(config.certificate_file, password_file=config.certificate_password_file)
+
+
+def maskinporten_config(settings: Settings, signing: SigningMaterial) -> MaskinportenConfig:
+    """The token provider's configuration from the settings."""
+    altinn = settings.altinn
+    return MaskinportenConfig(
+        client_id=settings.maskinporten.client_id,
+        signing=signing,
+        platform_url=altinn.platform,
+        well_known_url=altinn.maskinporten_well_known
+        if not (altinn.maskinporten_issuer and altinn.maskinporten_token_endpoint)
+        else None,
+        issuer=altinn.maskinporten_issuer,
+        token_endpoint=altinn.maskinporten_token_endpoint,
+        environment=altinn.environment,
+        system_id=settings.maskinporten.system_id,
+    )
+
+
+def store_url(settings: Settings) -> str:
+    """The store URL, with the PostgreSQL password from its file (never logged)."""
+    url = settings.store_url
+    if settings.store.password_file is None:
+        return url
+    password = settings.store.password_file.read_text(encoding="utf-8").strip()
+    parts = urlsplit(url)
+    user = parts.username or ""
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}{port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def _services_context(readiness: Readiness) -> Any:
+    async def services(app: web.Application) -> AsyncIterator[None]:
+        settings = app[SETTINGS]
+        timeouts = settings.timeouts
+        async with contextlib.AsyncExitStack() as stack:
+            session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(
+                    total=timeouts.total, sock_connect=timeouts.connect, sock_read=timeouts.read
+                ),
+                connector=aiohttp.TCPConnector(limit=256, limit_per_host=128),
+                raise_for_status=False,
+            )
+            stack.push_async_callback(session.close)
+            store = await open_store(
+                await asyncio.to_thread(store_url, settings),
+                StoreOptions(
+                    idempotency_retention=timedelta(hours=settings.store.idempotency_retention_hours)
+                ),
+            )
+            stack.push_async_callback(store.close)
+            credentials = await asyncio.to_thread(CredentialStore, settings.identity.credentials_file)
+            authenticator = Authenticator(
+                credentials,
+                policy=LockoutPolicy(
+                    lock_after_failures=settings.identity.lockout_failures,
+                    lock_seconds=settings.identity.lockout_seconds,
+                ),
+            )
+            signing = await asyncio.to_thread(_signing_material, settings)
+            tokens = TokenProvider(maskinporten_config(settings, signing), session)
+            await tokens.start()
+            stack.push_async_callback(tokens.close)
+            altinn3 = Altinn3Client(
+                session,
+                tokens,
+                BaseUrls(platform=settings.altinn.platform, apps=settings.altinn.apps_url or BaseUrls.apps),
+                timeouts=Altinn3Timeouts(
+                    total=timeouts.total, connect=timeouts.connect, stream_read=timeouts.read
+                ),
+            )
+            mappings = await MappingRegistry.open(settings.mappings_dir)
+            watcher = asyncio.create_task(mappings.watch(), name="mapping-watcher")
+            stack.callback(watcher.cancel)
+            engine = Engine(mappings.current, routing_table(settings), authorize=authorize_reportee)
+            app[SERVICES] = Services(store, authenticator, tokens, altinn3, mappings, engine)
+
+            async def store_check() -> dict[str, Any]:
+                await store.ping()
+                return {"ok": True}
+
+            async def mappings_check() -> dict[str, Any]:
+                return mappings.readiness()
+
+            readiness.checks.update(store=store_check, mappings=mappings_check)
+            yield
+
+    return services

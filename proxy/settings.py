@@ -110,6 +110,8 @@ class Maskinporten(_Section):
     """The proxy's one Maskinporten client (the vendor's). Key material is read from files."""
 
     client_id: str
+    #: The vendor's system id in Altinn's system register (makes MP-303 messages name it).
+    system_id: str | None = None
     #: A private key registered on the client (PEM or JWK), used with ``kid``.
     key_file: Path | None = None
     kid: str | None = None

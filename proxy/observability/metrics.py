@@ -20,7 +20,6 @@ REQUEST_SECONDS = Histogram(
 )
 IN_FLIGHT = Gauge("altinn_proxy_http_in_flight", "Requests being served right now")
 READY = Gauge("altinn_proxy_ready", "1 when /readyz answers 200")
-MAPPING_SET = Gauge("altinn_proxy_mapping_set_info", "The active mapping set", ["hash"])
 
 
 async def _metrics(_: web.Request) -> web.Response:

@@ -1,0 +1,55 @@
+"""``altinn-proxy sandbox``: the proxy plus every fake, one process, no settings file, no network."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from pathlib import Path
+
+from proxy.app import create_app
+from proxy.sandbox import fixtures
+from proxy.sandbox.world import Fakes, sandbox_settings, start_fakes, write_sandbox_files
+from proxy.web.health import Readiness
+from proxy.web.server import ListenConfig, serve
+
+
+def banner(fakes: Fakes, host: str, port: int, metrics_port: int) -> str:
+    """What to point a legacy client at, and the demo credentials."""
+    base = f"http://{host}:{port}"
+    lines = [
+        "altinn-proxy sandbox is running (Ctrl-C stops it)",
+        f"  proxy:            {base}",
+        f"  example endpoint: {base}/ServiceEngineExternal/CorrespondenceAgencyExternalBasic.svc?wsdl",
+        f"  metrics:          http://127.0.0.1:{metrics_port}/metrics",
+        f"  fake Maskinporten:{fakes.maskinporten_url}",
+        f"  fake Altinn 3:    {fakes.platform_url}  (token exchange, Correspondence, Dialogporten, Broker)",
+        "  legacy credentials:",
+    ]
+    for caller in fixtures.DEMO_CALLERS:
+        acts_for = (
+            f"service owner {caller.service_owner} ({caller.org})"
+            if caller.service_owner
+            else ("organisation " + ", ".join(caller.orgs))
+        )
+        lines.append(f"    {caller.username} / {caller.password}  acts for {acts_for}")
+    lines.append(
+        f"  routing: correspondence {'/'.join(fixtures.CORRESPONDENCE_SERVICE)} -> "
+        f"{fixtures.CORRESPONDENCE_RESOURCE}; broker {'/'.join(fixtures.BROKER_SERVICE)} -> {fixtures.BROKER_RESOURCE}"
+    )
+    return "\n".join(lines)
+
+
+async def run_sandbox(host: str = "127.0.0.1", port: int = 8080) -> None:
+    """Start the fakes and the proxy, print where they listen, serve until SIGTERM/SIGINT."""
+    with tempfile.TemporaryDirectory(prefix="altinn-proxy-sandbox-") as folder:
+        workdir = Path(folder)
+        async with start_fakes(workdir) as fakes:
+            await asyncio.to_thread(write_sandbox_files, workdir, fakes.keys)
+            settings = sandbox_settings(fakes, workdir, host=host, port=port)
+            readiness = Readiness()
+            listen = ListenConfig(host, port, "127.0.0.1", 0, drain=settings.timeouts.drain, drain_delay=0.0)
+
+            def announce(bound_port: int, metrics_port: int) -> None:
+                print(banner(fakes, host, bound_port, metrics_port), flush=True)
+
+            await serve(create_app(settings, readiness), readiness, listen, on_listening=announce)

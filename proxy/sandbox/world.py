@@ -1,0 +1,237 @@
+"""The sandbox's fakes, started together on loopback, and the proxy settings that point at them.
+
+:func:`start_fakes` runs a fake Maskinporten on one port and one "platform" application (the token
+exchange, Correspondence, Dialogporten and Broker) on another, with keys generated for this run and
+the demo world of :mod:`proxy.sandbox.fixtures`. :func:`sandbox_settings` writes the proxy's key and
+hashed demo credentials into a work directory and returns validated settings for them. The sandbox
+command, the end-to-end tests and the benchmark all use these two functions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from aiohttp import web
+from cryptography.hazmat.primitives import serialization
+
+from proxy.identity.passwords import hash_password
+from proxy.sandbox import fixtures
+from proxy.sandbox.broker import BrokerResource, FakeBroker, install_broker
+from proxy.sandbox.correspondence import FakeCorrespondence, install_correspondence
+from proxy.sandbox.correspondence_model import CorrespondenceResource
+from proxy.sandbox.dialogporten import FakeDialogporten, install_dialogporten
+from proxy.sandbox.maskinporten import FakeMaskinporten, create_maskinporten_app, install_token_exchange
+from proxy.sandbox.observe import RequestObserver, observing_middleware
+from proxy.sandbox.tokens import Clock, SigningKey, TokenVerifier
+from proxy.settings import Settings, validate_settings
+
+LOOPBACK = "127.0.0.1"
+#: How often the fake broker publishes uploaded files in the background.
+BROKER_PROCESSING_INTERVAL = 0.05
+
+
+@dataclass(frozen=True)
+class SandboxKeys:
+    """The run's throwaway keys: Maskinporten's, the Altinn exchange's, and the proxy's client key."""
+
+    maskinporten: SigningKey
+    altinn: SigningKey
+    client: SigningKey
+
+    @classmethod
+    def generate(cls) -> SandboxKeys:
+        """Three fresh RSA keys (slow: call it in a thread)."""
+        return cls(
+            SigningKey.generate("mp"), SigningKey.generate("altinn"), SigningKey.generate(fixtures.CLIENT_KID)
+        )
+
+
+@dataclass
+class Fakes:
+    """The running fakes and their state, for banners and test assertions."""
+
+    maskinporten_url: str
+    platform_url: str
+    keys: SandboxKeys
+    maskinporten: FakeMaskinporten
+    correspondence: FakeCorrespondence
+    dialogporten: FakeDialogporten
+    broker: FakeBroker
+
+
+async def _serve(app: web.Application, stack: contextlib.AsyncExitStack) -> str:
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+    await runner.setup()
+    stack.push_async_callback(runner.cleanup)
+    await web.TCPSite(runner, LOOPBACK, 0).start()
+    return f"http://{LOOPBACK}:{runner.addresses[0][1]}"
+
+
+@contextlib.asynccontextmanager
+async def start_fakes(
+    workdir: Path,
+    *,
+    observer: RequestObserver | None = None,
+    clock: Clock = time.time,
+    keys: SandboxKeys | None = None,
+) -> AsyncIterator[Fakes]:
+    """Start every fake on loopback; ``observer`` sees each request to the platform APIs."""
+    if keys is None:
+        keys = await asyncio.to_thread(SandboxKeys.generate)
+    async with contextlib.AsyncExitStack() as stack:
+        fake_mp = FakeMaskinporten(signing_key=keys.maskinporten, clock=clock)
+        fake_mp.register_client(
+            fixtures.CLIENT_ID,
+            owner_org=fixtures.VENDOR_ORG,
+            scopes=fixtures.CLIENT_SCOPES,
+            keys={fixtures.CLIENT_KID: keys.client.private_key.public_key()},
+            system_id=fixtures.SYSTEM_ID,
+        )
+        for org in fixtures.SYSTEM_USER_ORGS:
+            fake_mp.add_system_user(fixtures.SYSTEM_ID, org)
+        maskinporten_url = await _serve(create_maskinporten_app(fake_mp), stack)
+        fake_mp.issuer = maskinporten_url + "/"
+
+        platform = web.Application(middlewares=[observing_middleware(observer)], client_max_size=2 * 1024**3)
+        platform_url_holder: dict[str, str] = {}
+        altinn_issuer = "http://altinn-sandbox.local/authentication/api/v1/openid/"
+        verifier = TokenVerifier(fake_mp.issuer, keys.maskinporten, altinn_issuer, keys.altinn, clock=clock)
+        install_token_exchange(
+            platform,
+            verifier=verifier,
+            altinn_key=keys.altinn,
+            altinn_issuer=altinn_issuer,
+            service_owners={fixtures.SERVICE_OWNER_ORG: fixtures.SERVICE_OWNER_CODE},
+            clock=clock,
+        )
+        dialogporten = install_dialogporten(platform, verifier=verifier, clock=clock)
+        correspondence = install_correspondence(
+            platform,
+            verifier=verifier,
+            resources={
+                fixtures.CORRESPONDENCE_RESOURCE: CorrespondenceResource(
+                    owner_org=fixtures.SERVICE_OWNER_ORG,
+                    service_owner=fixtures.SERVICE_OWNER_CODE,
+                    title="Sandbox correspondence service 4711",
+                )
+            },
+            dialogs=dialogporten,
+            clock=clock,
+        )
+        storage = workdir / "broker-files"
+        storage.mkdir(parents=True, exist_ok=True)
+        broker = install_broker(
+            platform,
+            verifier=verifier,
+            resources={
+                fixtures.BROKER_RESOURCE: BrokerResource(
+                    resource_id=fixtures.BROKER_RESOURCE,
+                    owner_org=fixtures.SERVICE_OWNER_ORG,
+                    senders=frozenset(fixtures.SYSTEM_USER_ORGS),
+                    recipients=frozenset(fixtures.SYSTEM_USER_ORGS),
+                    external_service_code=fixtures.BROKER_SERVICE[0],
+                    external_service_edition=int(fixtures.BROKER_SERVICE[1]),
+                )
+            },
+            storage_dir=storage,
+            clock=clock,
+            background_interval=BROKER_PROCESSING_INTERVAL,
+        )
+        platform_url_holder["url"] = await _serve(platform, stack)
+        yield Fakes(
+            maskinporten_url=maskinporten_url,
+            platform_url=platform_url_holder["url"],
+            keys=keys,
+            maskinporten=fake_mp,
+            correspondence=correspondence,
+            dialogporten=dialogporten,
+            broker=broker,
+        )
+
+
+def _credentials_document() -> dict[str, Any]:
+    callers: dict[str, Any] = {}
+    for caller in fixtures.DEMO_CALLERS:
+        entry: dict[str, Any] = {"password_hash": hash_password(caller.password).encode()}
+        if caller.service_owner:
+            entry.update(
+                kind="service_owner",
+                service_owner=caller.service_owner,
+                org=caller.org,
+                scopes=list(fixtures.SERVICE_OWNER_SCOPES),
+            )
+        else:
+            entry.update(kind="end_user_system", orgs=[{"org": org} for org in caller.orgs])
+        callers[caller.username] = entry
+    return {"version": 1, "callers": callers}
+
+
+def write_sandbox_files(workdir: Path, keys: SandboxKeys) -> None:
+    """The proxy's Maskinporten key and the hashed demo credentials (slow: call it in a thread)."""
+    key_pem = keys.client.private_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    key_file = workdir / "maskinporten-client.pem"
+    key_file.write_bytes(key_pem)
+    key_file.chmod(0o600)
+    credentials = workdir / "credentials.yaml"
+    credentials.write_text(yaml.safe_dump(_credentials_document(), sort_keys=False))
+    credentials.chmod(0o600)
+
+
+def sandbox_settings_document(
+    fakes: Fakes, workdir: Path, *, host: str = LOOPBACK, port: int = 8080, mappings_dir: Path | None = None
+) -> dict[str, Any]:
+    """The settings (as a mapping) for a proxy that talks to ``fakes``."""
+    return {
+        "listen": {"host": host, "port": port, "metrics_host": LOOPBACK, "metrics_port": 0},
+        "altinn": {
+            "environment": "custom",
+            "platform_url": fakes.platform_url,
+            "apps_url": fakes.platform_url + "/apps/{org}",
+            "maskinporten_well_known": fakes.maskinporten_url + "/.well-known/oauth-authorization-server",
+        },
+        "maskinporten": {
+            "client_id": fixtures.CLIENT_ID,
+            "key_file": str(workdir / "maskinporten-client.pem"),
+            "kid": fixtures.CLIENT_KID,
+        },
+        "identity": {"credentials_file": str(workdir / "credentials.yaml")},
+        "data_dir": str(workdir / "data"),
+        "mappings_dir": str(mappings_dir or default_mappings_dir()),
+        "routing": {
+            "correspondence": [
+                {
+                    "service_code": fixtures.CORRESPONDENCE_SERVICE[0],
+                    "service_edition": fixtures.CORRESPONDENCE_SERVICE[1],
+                    "resource_id": fixtures.CORRESPONDENCE_RESOURCE,
+                }
+            ],
+            "broker": [
+                {
+                    "service_code": fixtures.BROKER_SERVICE[0],
+                    "service_edition": fixtures.BROKER_SERVICE[1],
+                    "resource_id": fixtures.BROKER_RESOURCE,
+                }
+            ],
+        },
+        "timeouts": {"drain": 5.0, "drain_delay": 0.0},
+    }
+
+
+def sandbox_settings(fakes: Fakes, workdir: Path, **options: Any) -> Settings:
+    """Validated settings for a proxy that talks to ``fakes`` (the files must have been written)."""
+    document: Mapping[str, Any] = sandbox_settings_document(fakes, workdir, **options)
+    return validate_settings(document, source="<sandbox>")
+
+
+def default_mappings_dir() -> Path:
+    """The repository's ``mappings/`` folder (next to the ``proxy`` package)."""
+    return Path(__file__).resolve().parents[2] / "mappings"
