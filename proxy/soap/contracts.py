@@ -90,4 +90,26 @@ def complex_types(fields: tuple[Field, ...]) -> Iterator[ComplexType]:
 
 
 #: Contracts declared by the SOAP front itself; the mapping work registers the operations it translates.
-BUILTIN_CONTRACTS = ContractRegistry()
+
+
+def builtin_contracts() -> ContractRegistry:
+    """Every operation contract the project declares, one module per service family."""
+    from proxy.soap import (
+        contracts_broker,
+        contracts_correspondence_agency,
+        contracts_correspondence_enduser,
+        contracts_receipt,
+    )
+
+    families = (
+        contracts_correspondence_agency,
+        contracts_correspondence_enduser,
+        contracts_broker,
+        contracts_receipt,
+    )
+    return ContractRegistry(
+        {key: contract for family in families for key, contract in family.CONTRACTS.items()}
+    )
+
+
+BUILTIN_CONTRACTS = builtin_contracts()
