@@ -8,6 +8,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+MAPPINGS = Path(__file__).resolve().parents[2] / "mappings"
+
 
 @pytest.fixture(scope="session")
 def private_key_pem() -> bytes:
@@ -22,10 +24,10 @@ def private_key_pem() -> bytes:
 def settings_file(tmp_path: Path, private_key_pem: bytes) -> Path:
     """A valid settings file (custom environment on loopback, ports chosen by the OS)."""
     (tmp_path / "client.pem").write_bytes(private_key_pem)
-    (tmp_path / "credentials.yaml").write_text("users: []\n")
+    (tmp_path / "credentials.yaml").write_text("version: 1\ncallers: {}\n")
     path = tmp_path / "settings.yaml"
     path.write_text(
-        """\
+        f"""\
 listen:
   port: 0
   metrics_port: 0
@@ -41,9 +43,10 @@ maskinporten:
 identity:
   credentials_file: credentials.yaml
 data_dir: data
+mappings_dir: {MAPPINGS}
 routing:
   correspondence:
-    - {service_code: "4711", service_edition: "1", resource_id: ttd-migratedcorrespondence-4711-1}
+    - {{service_code: "4711", service_edition: "1", resource_id: ttd-migratedcorrespondence-4711-1}}
 """
     )
     return path
