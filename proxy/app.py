@@ -151,7 +151,8 @@ def _authenticate_with(app: web.Application) -> Any:
     return authenticate
 
 
-def _signing_material(settings: Settings) -> SigningMaterial:
+def signing_material(settings: Settings) -> SigningMaterial:
+    """The Maskinporten signing key (or certificate chain) the settings point at."""
     config = settings.maskinporten
     if config.key_file is not None:
         return load_private_key(config.key_file, kid=config.kid)
@@ -219,7 +220,7 @@ def _services_context(readiness: Readiness) -> Any:
                     lock_seconds=settings.identity.lockout_seconds,
                 ),
             )
-            signing = await asyncio.to_thread(_signing_material, settings)
+            signing = await asyncio.to_thread(signing_material, settings)
             tokens = TokenProvider(maskinporten_config(settings, signing), session)
             await tokens.start()
             stack.push_async_callback(tokens.close)

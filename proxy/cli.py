@@ -13,6 +13,7 @@ from pathlib import Path
 
 from proxy import __version__
 from proxy.errors import ConfigurationError, ProxyError
+from proxy.identity.cli import add_cli_commands as add_credentials_commands
 from proxy.observability.logging import configure_logging
 from proxy.settings import Settings, load_settings
 
@@ -28,10 +29,41 @@ def cmd_version(_: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    """Validate the settings (and everything they reference) without serving."""
+    """Validate the settings and everything they reference (keys, credentials, mappings)."""
+    from proxy.app import routing_table, signing_material
+    from proxy.identity.credentials import load_credentials
+    from proxy.mapping.tools import check
+
     settings = _settings(args)
-    print(f"{args.config}: settings ok")
-    del settings
+    signing_material(settings)
+    load_credentials(settings.identity.credentials_file)
+    problems = check(settings.mappings_dir, routing_table(settings))
+    for problem in problems:
+        print(f"altinn-proxy: mapping error: {problem}", file=sys.stderr)
+    if problems:
+        return 1
+    print(f"{args.config}: settings, key, credentials and mappings ok")
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    """Show the operation, identity, Altinn 3 calls and (given responses) the answer for a request."""
+    from proxy.explain import explain_request
+
+    settings = _settings(args)
+    responses = Path(args.responses) if args.responses else None
+    print(asyncio.run(explain_request(settings, Path(args.request), responses, args.endpoint)))
+    return 0
+
+
+def cmd_store(args: argparse.Namespace) -> int:
+    """``store migrate`` / ``store check`` against the configured store."""
+    from proxy.app import store_url
+    from proxy.store import cli as store_cli
+
+    settings = _settings(args)
+    command = store_cli.migrate if args.store_command == "migrate" else store_cli.check
+    print(asyncio.run(command(store_url(settings))))
     return 0
 
 
@@ -84,6 +116,20 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--port", type=int, default=8080)
     sandbox.add_argument("--log-format", choices=["auto", "json", "console"], default="auto")
     sandbox.set_defaults(func=cmd_sandbox)
+
+    explain = commands.add_parser("explain", help="show what the proxy would do with a SOAP request file")
+    explain.add_argument("--config", required=True, help="settings YAML file")
+    explain.add_argument("request", help="a SOAP request (envelope) saved to a file")
+    explain.add_argument("--responses", help="folder of canned Altinn 3 responses (<step>.json|.bin|.status)")
+    explain.add_argument("--endpoint", help="legacy endpoint path, when the body element is ambiguous")
+    explain.set_defaults(func=cmd_explain)
+
+    store = commands.add_parser("store", help="the state store: migrate the schema, or check it")
+    store.add_argument("store_command", choices=["migrate", "check"])
+    store.add_argument("--config", required=True, help="settings YAML file")
+    store.set_defaults(func=cmd_store)
+
+    add_credentials_commands(commands)
 
     version = commands.add_parser("version", help="print the version")
     version.set_defaults(func=cmd_version)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.foundation.conftest import MAPPINGS
 from tests.foundation.process import run_cli
 
 
@@ -48,3 +49,74 @@ async def test_missing_settings_file_is_one_line(tmp_path: Path) -> None:
     assert code == 1
     assert len(err.strip().splitlines()) == 1
     assert "cannot read settings file" in err
+
+
+INSERT_REQUEST = """<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/">
+ <s:Body>
+  <InsertCorrespondenceBasicV2 xmlns="http://www.altinn.no/services/ServiceEngine/Correspondence/2009/10">
+   <systemUserName>explain-so</systemUserName>
+   <systemPassword>explain-so-password</systemPassword>
+   <SystemUserCode>x</SystemUserCode>
+   <ExternalShipmentReference>explain-1</ExternalShipmentReference>
+   <Correspondence>
+    <ServiceCode>4711</ServiceCode><ServiceEdition>1</ServiceEdition><Reportee>310000019</Reportee>
+    <Content><LanguageCode>1044</LanguageCode><MessageTitle>Hei</MessageTitle></Content>
+    <VisibleDateTime>2026-12-01T08:00:00</VisibleDateTime>
+   </Correspondence>
+  </InsertCorrespondenceBasicV2>
+ </s:Body>
+</s:Envelope>"""
+
+
+def _add_service_owner(settings_file: Path) -> None:
+    from proxy.identity.passwords import hash_password
+
+    password_hash = hash_password("explain-so-password").encode()
+    (settings_file.parent / "credentials.yaml").write_text(
+        "version: 1\ncallers:\n  explain-so:\n"
+        f"    password_hash: '{password_hash}'\n    kind: service_owner\n    service_owner: ttd\n"
+        "    org: '310000035'\n    scopes: [altinn:serviceowner, altinn:correspondence.write]\n"
+    )
+
+
+async def test_check_reports_a_broken_mapping_with_file_and_line(settings_file: Path, tmp_path: Path) -> None:
+    mappings = tmp_path / "broken-mappings"
+    mappings.mkdir()
+    (mappings / "x.yaml").write_text("version: 1\noperations:\n  - legacy: {servise: X}\n")
+    settings_file.write_text(
+        settings_file.read_text().replace(f"mappings_dir: {MAPPINGS}", f"mappings_dir: {mappings}")
+    )
+    code, _, err = await run_cli("check", "--config", str(settings_file))
+    assert code == 1
+    assert "x.yaml:3" in err
+    assert "Traceback" not in err
+
+
+async def test_explain_shows_identity_and_calls_without_secrets(settings_file: Path, tmp_path: Path) -> None:
+    _add_service_owner(settings_file)
+    request = tmp_path / "insert.xml"
+    request.write_text(INSERT_REQUEST)
+    code, out, err = await run_cli("explain", "--config", str(settings_file), str(request))
+    assert code == 0, err
+    assert "InsertCorrespondenceBasicV2" in out
+    assert "explain-so" in out
+    assert "POST http://127.0.0.1:9/correspondence/api/v1/correspondence" in out
+    assert "explain-so-password" not in out
+
+
+async def test_explain_with_a_wrong_password_says_refused(settings_file: Path, tmp_path: Path) -> None:
+    _add_service_owner(settings_file)
+    request = tmp_path / "insert.xml"
+    request.write_text(INSERT_REQUEST.replace("explain-so-password", "wrong"))
+    code, out, _ = await run_cli("explain", "--config", str(settings_file), str(request))
+    assert code == 0
+    assert "refused" in out
+    assert "wrong" not in out.split("refused", 1)[1]
+
+
+async def test_store_migrate_then_check(settings_file: Path) -> None:
+    code, out, err = await run_cli("store", "migrate", "--config", str(settings_file))
+    assert code == 0, err
+    code, out, err = await run_cli("store", "check", "--config", str(settings_file))
+    assert code == 0, err
+    assert "schema" in out.lower()
