@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from tests.foundation.process import start_proxy
 
@@ -38,3 +40,49 @@ async def test_health_logs_and_sigterm(settings_file: Path) -> None:
     access = [line for line in proxy.lines if line["event"] == "request"]
     assert {line["request_id"] for line in access} >= {generated_id, "caller-42"}
     assert proxy.lines[-1]["event"] == "stopped"
+
+
+TEST_ENVELOPE = (
+    b'<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body>'
+    b'<Test xmlns="http://www.altinn.no/services/2009/10"/>'
+    b"</s:Body></s:Envelope>"
+)
+TEST_PATH = "/ServiceEngineExternal/CorrespondenceAgencyExternalBasic.svc"
+
+
+async def test_sigterm_drains_a_slow_in_flight_request(settings_file: Path) -> None:
+    proxy = await start_proxy(
+        "serve", "--config", str(settings_file), env={"ALTINN_PROXY_TIMEOUTS__DRAIN_DELAY": "3"}
+    )
+    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+    try:
+        head = (
+            f"POST {TEST_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/xml; charset=utf-8\r\n"
+            f'SOAPAction: "http://www.altinn.no/services/2009/10/IAltinnContractBase/Test"\r\n'
+            f"Content-Length: {len(TEST_ENVELOPE)}\r\nConnection: close\r\n\r\n"
+        ).encode()
+        writer.write(head + TEST_ENVELOPE[:40])  # the request is now in flight, its body half sent
+        await writer.drain()
+        proxy.process.send_signal(signal.SIGTERM)
+        async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
+            for _ in range(100):
+                async with session.get(f"{proxy.base_url}/readyz") as response:
+                    if response.status == 503:
+                        assert (await response.json())["draining"] is True
+                        break
+                await asyncio.sleep(0.02)
+            else:
+                pytest.fail("/readyz did not turn 503 after SIGTERM")
+        writer.write(TEST_ENVELOPE[40:])
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), 30)
+    finally:
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+    assert b"TestResponse" in answer
+    code = await asyncio.wait_for(proxy.process.wait(), 60)
+    if proxy._reader is not None:
+        await proxy._reader
+    assert code == 0
+    events = [line["event"] for line in proxy.lines]
+    assert events.index("draining") < events.index("stopped")
