@@ -17,11 +17,13 @@ from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import aiohttp
+import structlog
 from aiohttp import web
 
 from proxy.altinn3.client import Altinn3Client
 from proxy.altinn3.client import Timeouts as Altinn3Timeouts
 from proxy.altinn3.executor import execute
+from proxy.errors import ProxyError
 from proxy.identity.authenticator import Authenticator
 from proxy.identity.credentials import CredentialStore
 from proxy.identity.lockout import LockoutPolicy
@@ -43,6 +45,7 @@ from proxy.web.middleware import request_context
 from proxy.web.soap import OperationHandler, SoapConfig, SoapContext, add_soap_routes
 
 SETTINGS = web.AppKey("settings", Settings)
+log = structlog.get_logger("proxy.app")
 
 
 @dataclass(frozen=True)
@@ -192,6 +195,27 @@ def store_url(settings: Settings) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
+PURGE_INTERVAL_SECONDS = 3600.0
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def purge_idempotency_records(store: Store, interval: float = PURGE_INTERVAL_SECONDS) -> None:
+    """Forget expired idempotency records once an hour (the id registry and receipts are kept)."""
+    while True:
+        try:
+            purged = await store.purge_expired()
+        except ProxyError as error:
+            log.warning("store.purge_failed", error=str(error))
+        else:
+            log.info("store.purged", idempotency_records=purged)
+        await asyncio.sleep(interval)
+
+
 def _services_context(readiness: Readiness) -> Any:
     async def services(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
@@ -232,9 +256,11 @@ def _services_context(readiness: Readiness) -> Any:
                     total=timeouts.total, connect=timeouts.connect, stream_read=timeouts.read
                 ),
             )
+            purger = asyncio.create_task(purge_idempotency_records(store), name="idempotency-purger")
+            stack.push_async_callback(_stop, purger)
             mappings = await MappingRegistry.open(settings.mappings_dir)
             watcher = asyncio.create_task(mappings.watch(), name="mapping-watcher")
-            stack.callback(watcher.cancel)
+            stack.push_async_callback(_stop, watcher)
             engine = Engine(mappings.current, routing_table(settings), authorize=authorize_reportee)
             app[SERVICES] = Services(store, authenticator, tokens, altinn3, mappings, engine)
 
