@@ -36,7 +36,9 @@ from proxy.mapping.routing import Route, RoutingTable
 from proxy.maskinporten.config import MaskinportenConfig, SigningMaterial, load_pkcs12, load_private_key
 from proxy.maskinporten.provider import TokenProvider
 from proxy.settings import Settings
+from proxy.soap.catalogue import CredentialPlacement
 from proxy.soap.encode import SoapReply
+from proxy.soap.headers import with_header_fields
 from proxy.soap.request import SoapCall
 from proxy.soap.xmlsafe import XmlLimits
 from proxy.store import Store, StoreOptions, open_store
@@ -140,10 +142,19 @@ class MappedOperations(Mapping[tuple[str, str], OperationHandler]):
         services = self._app[SERVICES]
         assert context.principal is not None  # every mapped operation carries credentials
         streams = {"attachment": call.attachment} if call.attachment is not None else {}
-        plan = services.engine.start(
-            OperationRequest(call.service.name, call.operation.name, call.body, context.principal, streams)
-        )
-        answer = await execute(plan, services.altinn3, services.store)
+        body = call.body
+        if call.operation.credentials is CredentialPlacement.HEADER:
+            body = with_header_fields(call.body, call.headers)
+        try:
+            plan = services.engine.start(
+                OperationRequest(call.service.name, call.operation.name, body, context.principal, streams)
+            )
+            answer = await execute(plan, services.altinn3, services.store)
+        finally:
+            # An upload the plan did not (fully) send must not keep reading the client's socket.
+            close = getattr(call.attachment, "aclose", None)
+            if close is not None:
+                await close()
         return SoapReply(answer.element(), stream=answer.stream)
 
 

@@ -4,25 +4,42 @@ Upstream and token failures are thrown back into the plan, where the operation's
 translates them; anything else (store unavailable, cancellation) ends the plan as it is.
 A ``CallBatch`` runs its calls concurrently, at most ``concurrency`` at a time; the first failure
 cancels the rest of the batch.
+
+Idempotency: when a plan's ``BeginIdempotent`` claims a new key, this driver owns the claim until the
+plan ends: its answer bytes are recorded with ``store.complete``, and any other ending (a fault,
+a store failure, cancellation) releases the claim with ``store.fail`` so a resend starts afresh.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from datetime import datetime
 from typing import Any, Protocol
 
-from proxy.errors import ProxyError, TokenError, UpstreamError
+from proxy.errors import NotFound, ProxyError, TokenError, UpstreamError
 from proxy.mapping.calls import (
     AllocateId,
     Altinn3Call,
     Altinn3Response,
+    BeginIdempotent,
     CallBatch,
     IdStore,
     LegacyAnswer,
+    LoadReceipts,
     PlanRequest,
     ResolveId,
+    SaveReceipt,
 )
 from proxy.mapping.engine import Plan
+from proxy.store.model import (
+    Begun,
+    IdempotencyKey,
+    Outcome,
+    Receipt,
+    ReceiptReference,
+    ReceiptStatus,
+)
 
 
 class CallSender(Protocol):
@@ -33,27 +50,78 @@ class CallSender(Protocol):
         ...
 
 
-async def execute(plan: Plan, client: CallSender, store: IdStore) -> LegacyAnswer:
+#: Altinn 2's ErrorID for a receipt search that finds nothing.
+RECEIPT_NOT_FOUND = 30008
+
+
+class StateStore(IdStore, Protocol):
+    """What the executor needs from :class:`proxy.store.Store`: ids, idempotency and receipts."""
+
+    async def begin(self, key: IdempotencyKey) -> Begun:
+        """Claim ``key`` or learn the outcome of the first identical submission."""
+        ...
+
+    async def complete(self, key: IdempotencyKey, outcome: Outcome) -> None:
+        """Record the outcome of a claimed submission."""
+        ...
+
+    async def fail(self, key: IdempotencyKey) -> None:
+        """Release a claim after a failed attempt."""
+        ...
+
+    async def save_receipt(self, receipt: Receipt) -> None:
+        """Insert or replace a receipt."""
+        ...
+
+    async def get_receipt(self, receipt_id: int, owner_org: str) -> Receipt:
+        """The org's receipt; ``NotFound`` when absent or another org's."""
+        ...
+
+    async def find_receipts(self, owner_org: str, reference: ReceiptReference) -> list[Receipt]:
+        """The org's receipts carrying ``reference``."""
+        ...
+
+
+async def execute(plan: Plan, client: CallSender, store: StateStore) -> LegacyAnswer:
     """Run ``plan`` to its legacy answer (or its typed error)."""
     value: Any = None
     failure: ProxyError | None = None
+    claim = _Claim()
     try:
         while True:
             try:
                 request = plan.throw(failure) if failure is not None else plan.send(value)
             except StopIteration as stop:
                 answer: LegacyAnswer = stop.value
+                if claim.key is not None:
+                    await store.complete(claim.key, answer.xml)
+                    claim.key = None
                 return answer
             value, failure = None, None
             try:
-                value = await _answer(request, client, store)
+                value = await _answer(request, client, store, claim)
             except (UpstreamError, TokenError) as error:
                 failure = error
     finally:
         plan.close()
+        if claim.key is not None:
+            await _release(store, claim.key)
 
 
-async def _answer(request: PlanRequest, client: CallSender, store: IdStore) -> Any:
+class _Claim:
+    """The idempotency key this run claimed and has not yet completed."""
+
+    key: IdempotencyKey | None = None
+
+
+async def _release(store: StateStore, key: IdempotencyKey) -> None:
+    # Best effort and shielded from our own cancellation: if the release is lost, the key's lease
+    # runs out and a resend takes it over (see proxy.store.base).
+    with contextlib.suppress(Exception):
+        await asyncio.shield(store.fail(key))
+
+
+async def _answer(request: PlanRequest, client: CallSender, store: StateStore, claim: _Claim) -> Any:
     if isinstance(request, Altinn3Call):
         return await client.send(request)
     if isinstance(request, CallBatch):
@@ -62,7 +130,71 @@ async def _answer(request: PlanRequest, client: CallSender, store: IdStore) -> A
         return await store.allocate_id(request.kind, request.guid, request.owner_org)
     if isinstance(request, ResolveId):
         return await store.resolve_id(request.kind, request.legacy_id, request.owner_org)
+    if isinstance(request, BeginIdempotent):
+        key = IdempotencyKey(request.caller, request.operation, request.reference)
+        begun = await store.begin(key)
+        if begun.is_new:
+            claim.key = key
+            return None
+        return begun.outcome if isinstance(begun.outcome, bytes) else None
+    if isinstance(request, SaveReceipt):
+        await store.save_receipt(_receipt(request))
+        return None
+    if isinstance(request, LoadReceipts):
+        return await _load_receipts(request, store)
     raise TypeError(f"unexpected plan request {type(request).__name__}")
+
+
+def _receipt(request: SaveReceipt) -> Receipt:
+    return Receipt(
+        receipt_id=request.receipt_id,
+        owner_org=request.owner_org,
+        status=ReceiptStatus(request.status),
+        text=request.text,
+        type_name=request.type_name,
+        last_changed=request.last_changed,
+        references=tuple(ReceiptReference(type_name, value) for type_name, value in request.references),
+    )
+
+
+async def _load_receipts(request: LoadReceipts, store: StateStore) -> list[dict[str, Any]]:
+    """Receipts as plain values for templates; ``NotFound`` (Altinn's 30008) when none matches.
+
+    Another org's receipt is missed exactly like an unknown one: the store filters by owner org.
+    """
+    found: list[Receipt] = []
+    if request.receipt_id is not None:
+        try:
+            found = [await store.get_receipt(request.receipt_id, request.owner_org)]
+        except NotFound as missing:
+            raise NotFound(missing.message, error_id=RECEIPT_NOT_FOUND) from None
+    if request.reference is not None:
+        wanted = ReceiptReference(*request.reference)
+        if request.receipt_id is None:
+            found = await store.find_receipts(request.owner_org, wanted)
+        else:
+            found = [receipt for receipt in found if wanted in receipt.references]
+    if not found:
+        raise NotFound("no receipt matches the search", error_id=RECEIPT_NOT_FOUND)
+    return [_receipt_values(receipt) for receipt in found]
+
+
+def _receipt_values(receipt: Receipt) -> dict[str, Any]:
+    return {
+        "receipt_id": receipt.receipt_id,
+        "parent_receipt_id": receipt.parent_receipt_id or 0,
+        "status": receipt.status.value,
+        "text": receipt.text,
+        "type_name": receipt.type_name,
+        "last_changed": _iso(receipt.last_changed),
+        "history": receipt.history,
+        "references": [{"type": ref.type_name, "value": ref.value} for ref in receipt.references],
+        "sub_receipts": [_receipt_values(sub) for sub in receipt.sub_receipts],
+    }
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 async def _batch(batch: CallBatch, client: CallSender) -> tuple[Altinn3Response, ...]:

@@ -4,6 +4,10 @@ Invariants:
 * Every password attempt costs exactly one scrypt run, whether the user name is unknown (a decoy hash
   is checked), the password wrong, or the user locked out, and all three fail with the same
   :class:`~proxy.errors.AuthenticationFailed` text. Neither the answer nor its timing tells which.
+  The one exception is a repeat of a recent *success* by a caller that is not locked out: it is
+  recognised by :class:`~proxy.identity.verified.VerifiedPasswords` (an HMAC, no scrypt), because
+  legacy clients send their password with every call. A fast answer therefore only ever means
+  "accepted", which the answer says anyway.
 * scrypt runs in a worker thread (bounded by a semaphore: each run holds ~16 MiB), never on the loop.
 * Secrets are never logged: log lines carry the caller id, the peer and the outcome.
 """
@@ -22,6 +26,7 @@ from proxy.identity.credentials import CredentialProvider
 from proxy.identity.lockout import FailureTracker, LockoutPolicy
 from proxy.identity.passwords import PasswordHash, verify_password
 from proxy.identity.principal import LegacyCredentials, Principal
+from proxy.identity.verified import VerifiedPasswords
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -48,9 +53,12 @@ class Authenticator:
         sleep: Sleep = asyncio.sleep,
         check_password: PasswordCheck = verify_password,
         max_concurrent_checks: int = 4,
+        verified: VerifiedPasswords | None = None,
     ) -> None:
+        """``verified`` remembers recent successes (default: 5 minutes); pass ``ttl=0`` to turn it off."""
         self._credentials = credentials
         self._tracker = FailureTracker(policy or LockoutPolicy(), clock)
+        self._verified = verified if verified is not None else VerifiedPasswords(clock=clock)
         self._sleep = sleep
         self._check_password = check_password
         self._hashing = asyncio.Semaphore(max_concurrent_checks)
@@ -68,8 +76,17 @@ class Authenticator:
         entry = book.caller(username)
         stored = entry.password_hash if entry is not None and entry.password_hash is not None else book.decoy
         password = credentials.password[:MAX_SECRET_LENGTH]  # over-long input must not buy extra work
-        async with self._hashing:
-            matched = await asyncio.to_thread(self._check_password, stored, password)
+        remembered = (
+            entry is not None
+            and not assessment.locked
+            and stored is entry.password_hash
+            and self._verified.matches(username, password, stored)
+        )
+        if remembered:
+            matched = True
+        else:
+            async with self._hashing:
+                matched = await asyncio.to_thread(self._check_password, stored, password)
         source = str(credentials.source)
         logged_name = username[:MAX_LOGGED_USERNAME]  # attacker-chosen: bound what reaches the logs
         if assessment.locked:
@@ -79,6 +96,7 @@ class Authenticator:
             )
             raise AuthenticationFailed(AUTHENTICATION_FAILED_MESSAGE)
         if not matched or entry is None or entry.password_hash is None or not username:
+            self._verified.forget(username)
             self._tracker.record_failure(username, peer)
             metrics.AUTHENTICATIONS.labels(method="password", outcome="failure").inc()
             _log.warning(
@@ -90,6 +108,8 @@ class Authenticator:
                 outcome="failure",
             )
             raise AuthenticationFailed(AUTHENTICATION_FAILED_MESSAGE)
+        if not remembered:
+            self._verified.remember(username, password, entry.password_hash)
         self._tracker.record_success(username)
         metrics.AUTHENTICATIONS.labels(method="password", outcome="success").inc()
         principal = entry.principal

@@ -2,7 +2,9 @@
 
 The engine *yields* :class:`Altinn3Call`, :class:`CallBatch`, :class:`AllocateId` and
 :class:`ResolveId`; the executor answers with :class:`Altinn3Response`, a tuple of them, an ``int`` or
-a ``str``. A call never carries a token: the executor's client adds it from ``Altinn3Call.token``.
+a ``str``. The state requests (:class:`BeginIdempotent`, :class:`SaveReceipt`,
+:class:`LoadReceipts`) are answered from the store; each documents its answer.
+A call never carries a token: the executor's client adds it from ``Altinn3Call.token``.
 Byte payloads and streams are kept out of reprs so that a logged call cannot leak a document.
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 from urllib.parse import urlencode
@@ -160,7 +163,52 @@ class ResolveId:
     step: str = ""
 
 
-PlanRequest = Altinn3Call | CallBatch | AllocateId | ResolveId
+@dataclass(frozen=True)
+class BeginIdempotent:
+    """Claim the submission ``(caller, operation, reference)`` before any Altinn 3 call.
+
+    Answered with ``None`` when this is a new submission (the executor then records the plan's
+    answer when it ends, or releases the claim when it fails), or with the answer bytes an identical
+    earlier submission produced, which the plan returns unchanged without calling Altinn 3.
+    """
+
+    caller: str
+    operation: str
+    reference: str
+    step: str = "idempotency"
+
+
+@dataclass(frozen=True)
+class SaveReceipt:
+    """Store a legacy receipt (``receipt_id`` must be an id the store allocated for ``owner_org``)."""
+
+    receipt_id: int
+    owner_org: str
+    status: str
+    text: str
+    type_name: str
+    last_changed: datetime
+    references: tuple[tuple[str, str], ...] = ()
+    step: str = ""
+
+
+@dataclass(frozen=True)
+class LoadReceipts:
+    """Look up the org's receipts by id and/or reference; answered with a list of receipt dicts.
+
+    Each dict has ``receipt_id``, ``parent_receipt_id``, ``status``, ``text``, ``type_name``,
+    ``last_changed`` (ISO 8601 UTC), ``history``, ``references`` (``[{type, value}]``) and
+    ``sub_receipts`` (the same, one level). Nothing found (another org's receipt included) is
+    ``NotFound`` with Altinn's receipt ErrorID 30008.
+    """
+
+    owner_org: str
+    receipt_id: int | None = None
+    reference: tuple[str, str] | None = None
+    step: str = ""
+
+
+PlanRequest = Altinn3Call | CallBatch | AllocateId | ResolveId | BeginIdempotent | SaveReceipt | LoadReceipts
 """Everything a plan can yield."""
 
 

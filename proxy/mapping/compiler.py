@@ -10,6 +10,7 @@ well-formed ``{Op}Response`` element.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -29,11 +30,14 @@ from proxy.mapping.engine import (
     CompiledFault,
     CompiledIdentity,
     CompiledIdStep,
+    CompiledLoadReceipts,
     CompiledOperation,
+    CompiledSaveReceipt,
     CompiledStep,
     Evaluate,
     MappingSet,
     OperationRequest,
+    StepAction,
     as_evaluate,
     build_body,
     default_idempotent,
@@ -48,7 +52,7 @@ from proxy.mapping.expressions import (
 )
 from proxy.mapping.fields import CompiledField, compile_field
 from proxy.mapping.routing import Route, RoutingTable
-from proxy.mapping.schema import FieldSpec, MappingFile, OperationSpec
+from proxy.mapping.schema import FieldSpec, LoadReceiptSpec, MappingFile, OperationSpec, SaveReceiptSpec
 from proxy.mapping.source import Loc, Positions, Problem, YamlError, read_yaml
 
 MAPPING_SUFFIXES = (".yaml", ".yml")
@@ -131,7 +135,14 @@ def compile_file(path: Path) -> tuple[list[CompiledOperation], list[Problem]]:
     for index, operation in enumerate(spec.operations):
         loc: Loc = ("operations", index)
         try:
-            compiled.append(_compile_operation(operation, loc, positions, path, file_faults))
+            main = _compile_operation(operation, loc, positions, path, file_faults)
+            compiled.append(main)
+            for alias_index, alias in enumerate(operation.aliases):
+                twin = dataclasses.replace(
+                    main, legacy=alias, line=positions.line((*loc, "aliases", alias_index))
+                )
+                _check_example(twin, operation, (*loc, "example"))
+                compiled.append(twin)
         except _Located as error:
             problems.append(positions.problem(error.loc, error.message))
     return compiled, problems
@@ -220,6 +231,7 @@ def _compile_operation(
         variables.append((name, _value(source, names, (*loc, "vars", name))))
         names = Names(field_names, names.vars | {name}, frozenset())
 
+    names_before_steps = names
     steps: list[CompiledStep] = []
     for index, step in enumerate(spec.steps):
         here: Loc = (*loc, "steps", index)
@@ -229,9 +241,13 @@ def _compile_operation(
             foreach = _expression(step.foreach, names, (*here, "foreach"))
             step_names = Names(names.fields, names.vars, names.results, frozenset({step.item, "index"}))
         when = None if step.when is None else _expression(step.when, step_names, (*here, "when"))
-        action: CompiledCall | CompiledIdStep
+        action: StepAction
         if step.call is not None:
             action = _compile_call(step.call, step_names, (*here, "call"))
+        elif step.save_receipt is not None:
+            action = _compile_save_receipt(step.save_receipt, step_names, (*here, "save_receipt"))
+        elif step.load_receipt is not None:
+            action = _compile_load_receipt(step.load_receipt, step_names, (*here, "load_receipt"))
         else:
             id_spec = step.allocate_id or step.resolve_id
             assert id_spec is not None
@@ -251,7 +267,9 @@ def _compile_operation(
 
     answer_source, answer_loc = _answer_source(spec, loc, path)
     try:
-        answer = compile_xml_template(answer_source, names)
+        answer = compile_xml_template(
+            answer_source, Names(names.fields, names.vars, names.results, names.extra | {"legacy"})
+        )
     except ExpressionError as error:
         raise _Located(answer_loc, str(error)) from None
     answer_stream = None
@@ -269,6 +287,9 @@ def _compile_operation(
         faults=_compile_faults(spec.faults, (*loc, "faults")) + file_faults,
         file=positions.file,
         line=positions.line(loc),
+        idempotency_key=None
+        if spec.idempotency is None
+        else _value(spec.idempotency.key, names_before_steps, (*loc, "idempotency", "key")),
     )
     _check_example(operation, spec, (*loc, "example"))
     return operation
@@ -341,6 +362,30 @@ def _compile_call(spec: Any, names: Names, loc: Loc) -> CompiledCall:
     )
 
 
+def _compile_save_receipt(spec: SaveReceiptSpec, names: Names, loc: Loc) -> CompiledSaveReceipt:
+    return CompiledSaveReceipt(
+        receipt_id=_value(spec.id, names, (*loc, "id")),
+        status=spec.status,
+        text=_value(spec.text, names, (*loc, "text")),
+        type_name=spec.type,
+        references=tuple(
+            (type_name, _value(value, names, (*loc, "references", type_name)))
+            for type_name, value in spec.references.items()
+        ),
+    )
+
+
+def _compile_load_receipt(spec: LoadReceiptSpec, names: Names, loc: Loc) -> CompiledLoadReceipts:
+    def optional(source: str | None, key: str) -> Evaluate | None:
+        return None if source is None else _value(source, names, (*loc, key))
+
+    return CompiledLoadReceipts(
+        receipt_id=optional(spec.id, "id"),
+        reference_type=optional(spec.reference_type, "reference_type"),
+        reference_value=optional(spec.reference_value, "reference_value"),
+    )
+
+
 def _compile_faults(rules: Any, loc: Loc) -> tuple[CompiledFault, ...]:
     compiled = []
     for index, rule in enumerate(rules):
@@ -405,8 +450,9 @@ def _check_example(operation: CompiledOperation, spec: OperationSpec, loc: Loc) 
         raise _Located(
             (*loc, "request"), f"example request root is {body.tag}, not {spec.legacy.request_element}"
         )
+    body.tag = operation.legacy.request_element  # an alias runs the example under its own name
     request = OperationRequest(
-        spec.legacy.service, spec.legacy.operation, body, _example_principal(operation, spec)
+        operation.legacy.service, operation.legacy.operation, body, _example_principal(operation, spec)
     )
     authorize: Callable[[Principal, str], OrgGrant] = lambda principal, reportee: OrgGrant(reportee)  # noqa: E731
     plan = run_operation(
@@ -423,6 +469,6 @@ def _check_example(operation: CompiledOperation, spec: OperationSpec, loc: Loc) 
     except etree.XMLSyntaxError as error:
         where = (*loc[:-1], "answer" if spec.answer is not None else "answer_file")
         raise _Located(where, f"answer does not render well-formed XML for the example: {error}") from None
-    if element.tag != spec.legacy.response_element:
+    if element.tag != operation.legacy.response_element:
         where = (*loc[:-1], "answer" if spec.answer is not None else "answer_file")
-        raise _Located(where, f"answer root is {element.tag}, not {spec.legacy.response_element}")
+        raise _Located(where, f"answer root is {element.tag}, not {operation.legacy.response_element}")

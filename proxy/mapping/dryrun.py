@@ -11,10 +11,13 @@ from proxy.mapping.calls import (
     AllocateId,
     Altinn3Call,
     Altinn3Response,
+    BeginIdempotent,
     CallBatch,
     LegacyAnswer,
+    LoadReceipts,
     PlanRequest,
     ResolveId,
+    SaveReceipt,
 )
 from proxy.mapping.engine import Plan
 
@@ -47,6 +50,11 @@ class DryRun:
             return self._ids.setdefault(request.guid, self.first_id + len(self._ids))
         if isinstance(request, ResolveId):
             return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{request.kind}/{request.legacy_id}"))
+        if isinstance(request, BeginIdempotent | SaveReceipt):
+            return None  # a dry run is always a first submission, and keeps nothing
+        if isinstance(request, LoadReceipts):
+            canned = self.responses.get(request.step)
+            return [] if canned is None else canned.json
         raise TypeError(f"unexpected plan request {type(request).__name__}")
 
     def _response(self, step: str) -> Altinn3Response:

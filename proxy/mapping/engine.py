@@ -38,16 +38,19 @@ from proxy.mapping.calls import (
     AllocateId,
     Altinn3Call,
     Altinn3Response,
+    BeginIdempotent,
     Body,
     BytesBody,
     CallBatch,
     JsonBody,
     LegacyAnswer,
+    LoadReceipts,
     MultipartBody,
     MultipartPart,
     PlanRequest,
     ResolveId,
     ResponseKind,
+    SaveReceipt,
     StreamBody,
 )
 from proxy.mapping.expressions import Value
@@ -192,11 +195,34 @@ class CompiledIdStep:
 
 
 @dataclass(frozen=True)
+class CompiledSaveReceipt:
+    """A ``save_receipt`` step."""
+
+    receipt_id: Evaluate
+    status: str
+    text: Evaluate
+    type_name: str
+    references: tuple[tuple[str, Evaluate], ...]
+
+
+@dataclass(frozen=True)
+class CompiledLoadReceipts:
+    """A ``load_receipt`` step."""
+
+    receipt_id: Evaluate | None
+    reference_type: Evaluate | None
+    reference_value: Evaluate | None
+
+
+StepAction = CompiledCall | CompiledIdStep | CompiledSaveReceipt | CompiledLoadReceipts
+
+
+@dataclass(frozen=True)
 class CompiledStep:
     """One step of an operation."""
 
     name: str
-    action: CompiledCall | CompiledIdStep
+    action: StepAction
     when: Evaluate | None = None
     foreach: Evaluate | None = None
     item: str = "item"
@@ -261,6 +287,8 @@ class CompiledOperation:
     faults: tuple[CompiledFault, ...]
     file: str
     line: int | None
+    #: The caller's reference that makes resends idempotent (``idempotency.key``), or None.
+    idempotency_key: Evaluate | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -349,13 +377,24 @@ def _run(
         "vars": variables,
         "results": results,
         "route": routing.lookup,
+        "routing": routing,
+        "caller_orgs": tuple(sorted(request.principal.orgs)),
         "now": clock().astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "streams": request.streams,
+        "legacy": {"service": operation.legacy.service, "operation": operation.legacy.operation},
     }
     identity, token = operation.identity.resolve(request.principal, context, authorize)
     context["identity"] = identity
     for name, evaluate in operation.vars:
         variables[name] = evaluate(context)
+
+    if operation.idempotency_key is not None:
+        reference = operation.idempotency_key(context)
+        if reference is None or str(reference).strip() == "":
+            raise errors.InvalidField("the reference that makes this submission idempotent is missing")
+        earlier = yield BeginIdempotent(identity.caller_id, operation.legacy.operation, str(reference))
+        if earlier is not None:
+            return LegacyAnswer(operation.legacy.operation, bytes(earlier))
 
     for step in operation.steps:
         if step.when is not None and not step.when(context):
@@ -363,8 +402,18 @@ def _run(
             continue
         action = step.action
         try:
-            if isinstance(action, CompiledIdStep):
+            if isinstance(action, CompiledIdStep) and step.foreach is not None:
+                ids = []
+                for index, item in enumerate(step.foreach(context) or ()):
+                    scope = {**context, step.item: item, "index": index}
+                    ids.append((yield _id_request(action, scope, identity, step.name)))
+                results[step.name] = ids
+            elif isinstance(action, CompiledIdStep):
                 results[step.name] = yield _id_request(action, context, identity, step.name)
+            elif isinstance(action, CompiledSaveReceipt):
+                results[step.name] = yield _save_receipt(action, context, identity, clock, step.name)
+            elif isinstance(action, CompiledLoadReceipts):
+                results[step.name] = yield _load_receipts(action, context, identity, step.name)
             elif step.foreach is not None:
                 items = step.foreach(context) or ()
                 calls = tuple(
@@ -401,6 +450,49 @@ def _id_request(
     except (TypeError, ValueError):
         raise errors.InvalidField(f"{action.kind} id must be an integer") from None
     return ResolveId(action.kind, legacy_id, owner, step)
+
+
+def _legacy_id(value: object, what: str) -> int:
+    try:
+        return int(str(value).strip())
+    except (TypeError, ValueError):
+        raise errors.InvalidField(f"{what} must be an integer") from None
+
+
+def _save_receipt(
+    action: CompiledSaveReceipt, context: Mapping[str, Any], identity: ActingIdentity, clock: Clock, step: str
+) -> SaveReceipt:
+    references = tuple(
+        (type_name, str(value))
+        for type_name, evaluate in action.references
+        if (value := evaluate(context)) is not None
+    )
+    return SaveReceipt(
+        receipt_id=_legacy_id(action.receipt_id(context), "receipt id"),
+        owner_org=identity.org,
+        status=action.status,
+        text=str(action.text(context) or ""),
+        type_name=action.type_name,
+        last_changed=clock().astimezone(UTC),
+        references=references,
+        step=step,
+    )
+
+
+def _load_receipts(
+    action: CompiledLoadReceipts, context: Mapping[str, Any], identity: ActingIdentity, step: str
+) -> LoadReceipts:
+    receipt_id = None if action.receipt_id is None else action.receipt_id(context)
+    reference = None
+    if action.reference_type is not None and action.reference_value is not None:
+        value = action.reference_value(context)
+        if value is not None and str(value) != "":
+            reference = (str(action.reference_type(context)), str(value))
+    if receipt_id is None and reference is None:
+        raise errors.InvalidField("give a ReceiptId or a reference to find a receipt by")
+    return LoadReceipts(
+        identity.org, None if receipt_id is None else _legacy_id(receipt_id, "ReceiptId"), reference, step
+    )
 
 
 def _result(call: Altinn3Call, response: Altinn3Response) -> Any:
@@ -453,7 +545,14 @@ def build_body(
         return make_multipart
     if stream is not None:
         evaluate_stream, content_type = stream
-        return lambda context: StreamBody(cast(AsyncIterable[bytes], evaluate_stream(context)), content_type)
+
+        def make_stream(context: Mapping[str, Any]) -> Body:
+            source = cast(AsyncIterable[bytes], evaluate_stream(context))
+            # A stream that knows its size (proxy.soap.payload.SizedStream) is sent with Content-Length.
+            length = getattr(source, "length", None)
+            return StreamBody(source, content_type, length=length if isinstance(length, int) else None)
+
+        return make_stream
     return lambda context: None
 
 

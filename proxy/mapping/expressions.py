@@ -24,6 +24,7 @@ from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from proxy.errors import InvalidField
+from proxy.mapping.fastpath import fast_expression, fast_template, with_fallback
 
 #: Altinn 2 served Norwegian local time; a WCF ``xs:dateTime`` without offset means Oslo time.
 LEGACY_ZONE = ZoneInfo("Europe/Oslo")
@@ -101,6 +102,32 @@ def remap_keys(records: object, names: Mapping[str, str]) -> list[dict[str, Any]
     ]
 
 
+def to_dict(records: object, key: str, value: str) -> dict[str, Any] | None:
+    """``{record[key]: record[value]}`` over records with a key (None values become ""); None when empty."""
+    if not records:
+        return None
+    result = {
+        str(record[key]): "" if record.get(value) is None else str(record[value])
+        for record in records  # type: ignore[attr-defined]
+        if isinstance(record, Mapping) and record.get(key) is not None
+    }
+    return result or None
+
+
+def b64encode(value: bytes | str | None) -> str:
+    """Bytes (or text, as UTF-8) as base64 for an inline ``xs:base64Binary`` element."""
+    if value is None:
+        return ""
+    data = value.encode("utf-8") if isinstance(value, str) else bytes(value)
+    return base64.b64encode(data).decode("ascii")
+
+
+def resource_urn(value: str | None) -> str:
+    """An Altinn 3 resource id as ``urn:altinn:resource:...`` (Dialogporten's ``serviceResource``)."""
+    text = (value or "").strip()
+    return text if text.startswith("urn:altinn:resource:") else f"urn:altinn:resource:{text}"
+
+
 def xml_escape(value: object) -> str:
     """Text escaped for XML character data and attribute values."""
     return escape("" if value is None else str(value), {'"': "&quot;"})
@@ -123,12 +150,15 @@ def _environment(*, xml: bool) -> ImmutableSandboxedEnvironment:
         xs_to_iso=xs_to_iso,
         iso_to_xs=iso_to_xs,
         b64decode=b64decode,
+        b64encode=b64encode,
+        resource_urn=resource_urn,
         lcid_to_iso=lcid_to_iso,
         iso_to_lcid=iso_to_lcid,
         recipient_urn=recipient_urn,
         org_urn=org_urn,
         xml_escape=xml_escape,
         remap_keys=remap_keys,
+        to_dict=to_dict,
     )
     return env
 
@@ -137,7 +167,9 @@ VALUES = _environment(xml=False)
 XML = _environment(xml=True)
 
 #: Names every expression may use; ``item``/``index`` and step-specific names are added per place.
-BASE_NAMES = frozenset({"fields", "vars", "results", "identity", "route", "now", "streams"})
+BASE_NAMES = frozenset(
+    {"fields", "vars", "results", "identity", "route", "routing", "caller_orgs", "now", "streams"}
+)
 
 
 class ExpressionError(Exception):
@@ -210,10 +242,11 @@ def compile_value(source: Any, names: Names) -> Value | Any:
             expr = single.group("expr")
             names.check(VALUES.parse(f"{{{{ {expr} }}}}"))
             compiled = VALUES.compile_expression(expr, undefined_to_none=False)
-            return Value(source, lambda context: compiled(**context), literal=False)
+            evaluate = with_fallback(fast_expression(VALUES, expr), lambda context: compiled(**context))
+            return Value(source, evaluate, literal=False)
         names.check(VALUES.parse(source))
         template = VALUES.from_string(source)
-        return Value(source, template.render, literal=False)
+        return Value(source, with_fallback(fast_template(VALUES, source), template.render), literal=False)
     except TemplateSyntaxError as error:
         raise ExpressionError(f"expression does not compile: {error.message}") from None
 
@@ -225,16 +258,17 @@ def compile_expression(source: str, names: Names) -> Value:
     try:
         names.check(VALUES.parse(f"{{{{ {expr} }}}}"))
         compiled = VALUES.compile_expression(expr, undefined_to_none=False)
+        fast = fast_expression(VALUES, expr)
     except TemplateSyntaxError as error:
         raise ExpressionError(f"expression does not compile: {error.message}") from None
-    return Value(source, lambda context: compiled(**context), literal=False)
+    return Value(source, with_fallback(fast, lambda context: compiled(**context)), literal=False)
 
 
 def compile_xml_template(source: str, names: Names) -> Callable[[Mapping[str, Any]], str]:
     """Compile an answer template (XML autoescape) and check the names it uses."""
     try:
         names.check(XML.parse(source))
-        return XML.from_string(source).render
+        return with_fallback(fast_template(XML, source), XML.from_string(source).render)
     except TemplateSyntaxError as error:
         raise ExpressionError(
             f"template does not compile (template line {error.lineno}): {error.message}"

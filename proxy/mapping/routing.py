@@ -51,3 +51,30 @@ class RoutingTable:
                 "is not available through this proxy"
             )
         return found
+
+    def by_resource(self, resource_id: object) -> Route | None:
+        """The route whose correspondence ``resource_id`` (or broker resource) this is, or None.
+
+        The reverse of :meth:`lookup`, for answers that must show a legacy ServiceCode/ServiceEdition
+        for an Altinn 3 item; the first matching route wins when several share a resource.
+        """
+        wanted = "" if resource_id is None else str(resource_id).strip()
+        for route in self.routes.values():
+            if wanted and wanted in (route.resource_id, route.broker_resource):
+                return route
+        return None
+
+    def for_codes(self, service_codes: object) -> tuple[Route, ...]:
+        """Every route of the legacy ServiceCode(s), whatever the edition (search filters have none).
+
+        Takes one code or a list of codes; unrouted codes simply match nothing.
+        """
+        if service_codes is None:
+            return ()
+        items: Iterable[object] = (
+            [service_codes]
+            if isinstance(service_codes, str | int) or not isinstance(service_codes, Iterable)
+            else service_codes
+        )
+        codes = {str(code).strip() for code in items if code is not None}
+        return tuple(route for key, route in self.routes.items() if key[0] in codes)

@@ -139,6 +139,43 @@ class IdSpec(_Model):
     owner: str | None = None
 
 
+class SaveReceiptSpec(_Model):
+    """A store call: save a legacy receipt the receipt operations can answer from later."""
+
+    #: Expression: the receipt id (an id allocated for the identity's organisation).
+    id: str
+    status: Literal["NotSet", "OK", "UnExpectedError", "ValidationFailed", "Rejected"] = "OK"
+    text: str = ""
+    #: Altinn 2 ``ReceiptTypeName``, e.g. ``Correspondence``.
+    type: str = Field(min_length=1)
+    #: Reference type (e.g. ``ExternalShipmentReference``) → expression giving its value.
+    references: dict[str, str] = Field(default_factory=dict)
+
+
+class LoadReceiptSpec(_Model):
+    """A store call: the organisation's receipts by id and/or by one reference (a list of dicts)."""
+
+    id: str | None = None
+    reference_type: str | None = None
+    reference_value: str | None = None
+
+    @model_validator(mode="after")
+    def _something_to_find(self) -> LoadReceiptSpec:
+        if self.id is None and self.reference_value is None:
+            raise ValueError("'load_receipt' needs 'id' or 'reference_value'")
+        if (self.reference_type is None) != (self.reference_value is None):
+            raise ValueError("'reference_type' and 'reference_value' go together")
+        return self
+
+
+class IdempotencySpec(_Model):
+    """Resends of the same submission answer what the first one answered, without calling Altinn 3."""
+
+    #: Expression: the caller's own reference (e.g. ``{{ fields.reference }}``); with the caller and
+    #: the operation it forms the idempotency key.
+    key: str = Field(min_length=1)
+
+
 class StepSpec(_Model):
     """One step; its result is bound to ``results.<name>``."""
 
@@ -150,14 +187,22 @@ class StepSpec(_Model):
     call: CallSpec | None = None
     allocate_id: IdSpec | None = None
     resolve_id: IdSpec | None = None
+    save_receipt: SaveReceiptSpec | None = None
+    load_receipt: LoadReceiptSpec | None = None
 
     @model_validator(mode="after")
     def _one_action(self) -> StepSpec:
-        actions = [a for a in (self.call, self.allocate_id, self.resolve_id) if a is not None]
+        actions = [
+            a
+            for a in (self.call, self.allocate_id, self.resolve_id, self.save_receipt, self.load_receipt)
+            if a is not None
+        ]
         if len(actions) != 1:
-            raise ValueError("a step has exactly one of 'call', 'allocate_id', 'resolve_id'")
-        if self.foreach is not None and self.call is None:
-            raise ValueError("'foreach' is only allowed on 'call' steps")
+            raise ValueError(
+                "a step has exactly one of 'call', 'allocate_id', 'resolve_id', 'save_receipt', 'load_receipt'"
+            )
+        if self.foreach is not None and self.call is None and self.allocate_id is None:
+            raise ValueError("'foreach' is only allowed on 'call' and 'allocate_id' steps")
         if self.foreach is not None and self.call is not None and self.call.response == "stream":
             raise ValueError("a 'foreach' call cannot stream its response")
         return self
@@ -226,7 +271,12 @@ class OperationSpec(_Model):
     """One legacy operation and its translation."""
 
     legacy: LegacySide
+    #: The same translation under other legacy names (e.g. the WS twin ``InsertCorrespondenceV2`` of
+    #: ``InsertCorrespondenceBasicV2``); the answer template can use ``legacy.operation``.
+    aliases: list[LegacySide] = Field(default_factory=list)
     identity: Identity
+    #: Makes the operation idempotent per caller and reference (see :class:`IdempotencySpec`).
+    idempotency: IdempotencySpec | None = None
     fields: dict[str, FieldSpec | str] = Field(default_factory=dict)
     #: Named expressions evaluated in order after identity, before the steps.
     vars: dict[str, str] = Field(default_factory=dict)

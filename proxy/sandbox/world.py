@@ -35,6 +35,8 @@ from proxy.settings import Settings, validate_settings
 LOOPBACK = "127.0.0.1"
 #: How often the fake broker publishes uploaded files in the background.
 BROKER_PROCESSING_INTERVAL = 0.05
+#: How often the fake Correspondence API publishes correspondences that have become visible.
+CORRESPONDENCE_PUBLISHING_INTERVAL = 0.2
 
 
 @dataclass(frozen=True)
@@ -100,7 +102,6 @@ async def start_fakes(
         fake_mp.issuer = maskinporten_url + "/"
 
         platform = web.Application(middlewares=[observing_middleware(observer)], client_max_size=2 * 1024**3)
-        platform_url_holder: dict[str, str] = {}
         altinn_issuer = "http://altinn-sandbox.local/authentication/api/v1/openid/"
         verifier = TokenVerifier(fake_mp.issuer, keys.maskinporten, altinn_issuer, keys.altinn, clock=clock)
         install_token_exchange(
@@ -144,16 +145,31 @@ async def start_fakes(
             clock=clock,
             background_interval=BROKER_PROCESSING_INTERVAL,
         )
-        platform_url_holder["url"] = await _serve(platform, stack)
+        publisher = asyncio.create_task(_publish_correspondence(correspondence), name="sandbox-publisher")
+        stack.push_async_callback(_cancel, publisher)
+        platform_url = await _serve(platform, stack)
         yield Fakes(
             maskinporten_url=maskinporten_url,
-            platform_url=platform_url_holder["url"],
+            platform_url=platform_url,
             keys=keys,
             maskinporten=fake_mp,
             correspondence=correspondence,
             dialogporten=dialogporten,
             broker=broker,
         )
+
+
+async def _publish_correspondence(correspondence: FakeCorrespondence) -> None:
+    """Publish correspondences whose publish time has come, as the real service does on its own."""
+    while True:
+        correspondence.publish_due()
+        await asyncio.sleep(CORRESPONDENCE_PUBLISHING_INTERVAL)
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def _credentials_document() -> dict[str, Any]:

@@ -33,6 +33,9 @@ class Field:
     nillable: bool = False
     #: When set, this field is a wrapper holding any number of ``list_item`` elements of ``type``.
     list_item: str | None = None
+    #: The element itself may repeat (``maxOccurs="unbounded"``), as in WCF's named list types
+    #: (``ReporteeElementBEV2List/ReporteeElementBEV2*``) whose items share the list's namespace.
+    repeated: bool = False
 
 
 @dataclass(frozen=True)

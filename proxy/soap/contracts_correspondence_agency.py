@@ -1,7 +1,153 @@
-"""Legacy request/response types of the correspondence agency operations the mappings implement (for served WSDLs)."""
+"""Legacy request/response types of the correspondence agency operations the mappings implement.
+
+Declared for ``InsertCorrespondenceBasicV2`` and ``GetCorrespondenceStatusDetailsBasicV3`` on the
+Basic endpoint and for their WS twins (``InsertCorrespondenceV2``, ``GetCorrespondenceStatusDetailsV3``,
+the same bodies without ``systemUserName``/``systemPassword``). Requests declare the members the
+mappings read; answers are declared in the namespaces and order the mappings emit, which are the
+original WSDL's. Enumerations are declared as ``string``.
+"""
 
 from __future__ import annotations
 
-from proxy.soap.contracts import OperationContract
+from proxy.soap.contracts import ComplexType, ElementDecl, Field, OperationContract
+from proxy.soap.contracts_receipt import RECEIPT_EXTERNAL
 
-CONTRACTS: dict[tuple[str, str], OperationContract] = {}
+SERVICE_NS = "http://www.altinn.no/services/ServiceEngine/Correspondence/2009/10"
+INSERT_NS = "http://schemas.altinn.no/services/ServiceEngine/Correspondence/2010/10"
+LINK_NS = "http://schemas.altinn.no/services/ServiceEngine/Correspondence/2009/10"
+ATTACHMENT_NS = "http://www.altinn.no/services/ServiceEngine/ReporteeElementList/2010/10"
+STATUS_NS = "http://schemas.altinn.no/services/ServiceEngine/Correspondence/2016/02"
+STATUS_ITEM_NS = "http://schemas.altinn.no/services/ServiceEngine/Correspondence/2014/10"
+
+_SYSTEM = (Field("systemUserName", min_occurs=1), Field("systemPassword", min_occurs=1))
+
+_BINARY_ATTACHMENT = ComplexType(
+    ATTACHMENT_NS,
+    "BinaryAttachmentV2",
+    (
+        Field("DestinationType"),
+        Field("FileName", nillable=True),
+        Field("FunctionType"),
+        Field("Name", nillable=True),
+        Field("Encrypted", "boolean"),
+        Field("Data", "base64Binary", nillable=True),
+        Field("SendersReference", nillable=True),
+    ),
+)
+_ATTACHMENTS = ComplexType(
+    INSERT_NS,
+    "AttachmentsV2",
+    (Field("BinaryAttachments", _BINARY_ATTACHMENT, nillable=True, list_item="BinaryAttachmentV2"),),
+)
+_CONTENT = ComplexType(
+    INSERT_NS,
+    "ExternalContentV2",
+    (
+        Field("LanguageCode", nillable=True),
+        Field("MessageTitle", nillable=True),
+        Field("MessageSummary", nillable=True),
+        Field("MessageBody", nillable=True),
+        Field("Attachments", _ATTACHMENTS, nillable=True),
+    ),
+)
+_URL_LINK = ComplexType(
+    LINK_NS, "UrlLink", (Field("LinkURL", nillable=True), Field("LinkText", nillable=True))
+)
+_REPLY_OPTION = ComplexType(LINK_NS, "ReplyOption", (Field("URL", _URL_LINK, nillable=True),))
+_INSERT = ComplexType(
+    INSERT_NS,
+    "InsertCorrespondenceV2",
+    (
+        Field("ServiceCode", nillable=True),
+        Field("ServiceEdition", nillable=True),
+        Field("Reportee", nillable=True),
+        Field("Content", _CONTENT, nillable=True),
+        Field("VisibleDateTime", "dateTime"),
+        Field("AllowSystemDeleteDateTime", "dateTime", nillable=True),
+        Field("DueDateTime", "dateTime"),
+        Field("ReplyOptions", _REPLY_OPTION, nillable=True, list_item="ReplyOption"),
+        Field("MessageSender", nillable=True),
+    ),
+)
+_INSERT_FIELDS = (
+    Field("SystemUserCode", min_occurs=1),
+    Field("ExternalShipmentReference", min_occurs=1),
+    Field("Correspondence", _INSERT, min_occurs=1),
+)
+
+_FILTER = ComplexType(
+    STATUS_NS,
+    "CorrespondenceStatusFilterV3",
+    (
+        Field("CreatedAfterDate", "dateTime", nillable=True),
+        Field("CreatedBeforeDate", "dateTime", nillable=True),
+        Field("CurrentStatus"),
+        Field("Reportee", nillable=True),
+        Field("SendersReference", nillable=True),
+        Field("ServiceCode", min_occurs=1, nillable=True),
+        Field("ServiceEditionCode", "int", min_occurs=1),
+    ),
+)
+_STATUS_CHANGE = ComplexType(
+    STATUS_ITEM_NS, "StatusChangeV2", (Field("StatusDate", "dateTime"), Field("StatusType"))
+)
+_STATUS = ComplexType(
+    STATUS_ITEM_NS,
+    "StatusV2",
+    (
+        Field("CorrespondenceID", "int"),
+        Field("CreatedDate", "dateTime"),
+        Field("Notifications", nillable=True),
+        Field("Reportee", nillable=True),
+        Field("SendersReference", nillable=True),
+        Field("StatusChanges", _STATUS_CHANGE, nillable=True, list_item="StatusChangeV2"),
+    ),
+)
+# The list is in the 2016/02 result but its items are 2014/10 elements: a named list type whose
+# item repeats, not a wrapper (whose items would take the wrapper's namespace).
+_STATUS_LIST = ComplexType(
+    STATUS_ITEM_NS, "ArrayOfStatusV2", (Field("StatusV2", _STATUS, nillable=True, repeated=True),)
+)
+_STATUS_INFORMATION = ComplexType(
+    STATUS_NS,
+    "CorrespondenceStatusInformation",
+    (
+        Field("CorrespondenceStatusDetailsList", _STATUS_LIST, nillable=True),
+        Field("LimitReached", "boolean"),
+    ),
+)
+_STATUS_RESULT = ComplexType(
+    STATUS_NS,
+    "CorrespondenceStatusResultV3",
+    (
+        Field("CorrespondenceStatusInformation", _STATUS_INFORMATION, nillable=True),
+        Field("SdpStatusInformation", nillable=True),
+        Field("ServiceCode", nillable=True),
+        Field("ServiceEditionCode", "int"),
+    ),
+)
+
+
+def _operation(name: str, request: tuple[Field, ...], result: ComplexType) -> OperationContract:
+    return OperationContract(
+        request=ElementDecl(SERVICE_NS, name, request),
+        response=ElementDecl(SERVICE_NS, f"{name}Response", (Field(f"{name}Result", result, nillable=True),)),
+    )
+
+
+_BASIC = "CorrespondenceAgencyExternalBasic"
+_WS = "CorrespondenceAgencyExternal"
+_STATUS_REQUEST = (Field("filterCriteria", _FILTER, min_occurs=1),)
+
+CONTRACTS: dict[tuple[str, str], OperationContract] = {
+    (_BASIC, "InsertCorrespondenceBasicV2"): _operation(
+        "InsertCorrespondenceBasicV2", (*_SYSTEM, *_INSERT_FIELDS), RECEIPT_EXTERNAL
+    ),
+    (_WS, "InsertCorrespondenceV2"): _operation("InsertCorrespondenceV2", _INSERT_FIELDS, RECEIPT_EXTERNAL),
+    (_BASIC, "GetCorrespondenceStatusDetailsBasicV3"): _operation(
+        "GetCorrespondenceStatusDetailsBasicV3", (*_SYSTEM, *_STATUS_REQUEST), _STATUS_RESULT
+    ),
+    (_WS, "GetCorrespondenceStatusDetailsV3"): _operation(
+        "GetCorrespondenceStatusDetailsV3", _STATUS_REQUEST, _STATUS_RESULT
+    ),
+}

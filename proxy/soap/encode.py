@@ -141,14 +141,20 @@ def _mtom(
 
 async def _base64_stream(stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     remainder = b""
-    async for chunk in stream:
-        data = remainder + chunk
-        cut = len(data) - len(data) % 3
-        remainder = data[cut:]
-        if cut:
-            yield base64.b64encode(data[:cut])
-    if remainder:
-        yield base64.b64encode(remainder)
+    try:
+        async for chunk in stream:
+            data = remainder + chunk
+            cut = len(data) - len(data) % 3
+            remainder = data[cut:]
+            if cut:
+                yield base64.b64encode(data[:cut])
+        if remainder:
+            yield base64.b64encode(remainder)
+    finally:
+        # Closing this wrapper (client gone) must close the upstream stream it reads.
+        close = getattr(stream, "aclose", None)
+        if close is not None:
+            await close()
 
 
 def fault_status(error: ProxyError) -> int:

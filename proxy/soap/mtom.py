@@ -93,6 +93,11 @@ class MultipartReader:
         """True once the closing delimiter was read."""
         return self._state is _State.DONE
 
+    @property
+    def buffered(self) -> int:
+        """Bytes fed but not yet handed out as events (at most one delimiter's worth in a part)."""
+        return len(self._buffer)
+
     def feed(self, data: bytes) -> list[Event]:
         """Consume ``data`` and return the events it completes."""
         if self._state is _State.DONE:

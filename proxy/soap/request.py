@@ -26,6 +26,7 @@ from proxy.soap.envelope import (
     version_from_content_type,
 )
 from proxy.soap.names import WSA10_NS, XOP_NS, XName
+from proxy.soap.payload import SizedStream
 from proxy.soap.xmlsafe import DEFAULT_LIMITS, XmlLimits, parse_xml
 
 #: Size of the chunks an inline base64 payload is handed on in.
@@ -152,7 +153,7 @@ def _inline_payload(operation: Operation, body: etree._Element) -> AsyncIterator
         data = binascii.a2b_base64((holder.text or "").encode("ascii"))
     except (binascii.Error, UnicodeEncodeError):
         raise MalformedRequest(f"{operation.stream_element} is not valid base64") from None
-    return _chunks(data)
+    return SizedStream(_chunks(data), len(data))
 
 
 async def _chunks(data: bytes) -> AsyncIterator[bytes]:

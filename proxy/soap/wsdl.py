@@ -144,6 +144,8 @@ def _sequence(parent: etree._Element, fields: tuple[Field, ...], prefixes: _Pref
         element = etree.SubElement(
             sequence, _x(XS_NS, "element"), minOccurs=str(item.min_occurs), name=item.name
         )
+        if item.repeated:
+            element.set("maxOccurs", "unbounded")
         if item.nillable:
             element.set("nillable", "true")
         if item.list_item is None:

@@ -18,7 +18,7 @@ from aiohttp import web
 from proxy.observability.metrics import IN_FLIGHT, REQUEST_SECONDS, REQUESTS
 
 REQUEST_ID_HEADER = "X-Request-Id"
-REQUEST_ID_KEY = "request_id"
+REQUEST_ID = web.RequestKey("request_id", str)
 _SANE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -27,11 +27,9 @@ log = structlog.get_logger("proxy.access")
 
 def request_id_of(request: web.Request) -> str:
     """The id the middleware gave this request (a fresh one if the middleware did not run)."""
-    value = request.get(REQUEST_ID_KEY)
-    if isinstance(value, str):
-        return value
-    value = str(uuid.uuid4())
-    request[REQUEST_ID_KEY] = value
+    value = request.get(REQUEST_ID)
+    if value is None:
+        value = request[REQUEST_ID] = str(uuid.uuid4())
     return value
 
 
@@ -47,7 +45,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     """Assign the request id, bind it for logging, echo it, and write one access line."""
     offered = request.headers.get(REQUEST_ID_HEADER, "")
     request_id = offered if _SANE_ID.fullmatch(offered) else str(uuid.uuid4())
-    request[REQUEST_ID_KEY] = request_id
+    request[REQUEST_ID] = request_id
     started = time.perf_counter()
     status = 500
     IN_FLIGHT.inc()

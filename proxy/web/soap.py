@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,9 +40,11 @@ from proxy.soap.contracts import BUILTIN_CONTRACTS, ContractRegistry
 from proxy.soap.encode import EncodedMessage, SoapReply, encode_fault, encode_reply
 from proxy.soap.envelope import MULTIPART_RELATED, ContentType, SoapVersion, version_from_content_type
 from proxy.soap.mtom import MessageEnd, MtomInfo, MultipartReader, PartData, PartEnd, PartStart
+from proxy.soap.payload import SizedStream
 from proxy.soap.request import SoapCall, parse_request, request_version
 from proxy.soap.wsdl import describe, rewrite_addresses
 from proxy.soap.xmlsafe import XmlLimits
+from proxy.web.middleware import request_id_of
 from proxy.web.soap_metrics import SOAP_FAULTS, SOAP_REQUESTS, SOAP_UNTRANSLATED
 
 log = structlog.get_logger()
@@ -136,7 +137,7 @@ class _SoapEndpoint:
         self._authenticate = authenticate
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        request_id = str(request.get("request_id") or uuid.uuid4())
+        request_id = request_id_of(request)
         service = self._catalogue.for_path(request.path)
         content_type = request.headers.get("Content-Type")
         if service is None:
@@ -267,12 +268,14 @@ class _SoapEndpoint:
         root = bytearray()
         parts = 0
         pending: list[bytes] = []
+        consumed = 0
         async with asyncio.timeout(self._config.body_read_timeout):
             while True:
                 chunk = await request.content.readany()
                 if not chunk:
                     reader.close()
                     return bytes(root), None
+                consumed += len(chunk)
                 for event in reader.feed(chunk):
                     if isinstance(event, PartStart):
                         parts += 1
@@ -286,7 +289,9 @@ class _SoapEndpoint:
                     elif isinstance(event, PartEnd) and parts >= 2:
                         pending.append(b"")  # marks the end of the attachment
                 if parts >= 2:
-                    return bytes(root), self._attachment(request, reader, pending)
+                    attachment = self._attachment(request, reader, pending)
+                    length = _attachment_length(request, info, reader, pending, consumed)
+                    return bytes(root), attachment if length is None else SizedStream(attachment, length)
                 if reader.finished:
                     return bytes(root), None
 
@@ -323,12 +328,18 @@ class _SoapEndpoint:
                 status=encoded.status, body=encoded.body, headers={"Content-Type": encoded.content_type}
             )
         response = web.StreamResponse(status=encoded.status, headers={"Content-Type": encoded.content_type})
-        await response.prepare(request)
-        await response.write(encoded.head)
-        async for chunk in encoded.stream:
-            await response.write(chunk)
-        await response.write(encoded.tail)
-        await response.write_eof()
+        try:
+            await response.prepare(request)
+            await response.write(encoded.head)
+            async for chunk in encoded.stream:
+                await response.write(chunk)
+            await response.write(encoded.tail)
+            await response.write_eof()
+        finally:
+            # A client that went away mid-download must not leave the upstream response open.
+            close = getattr(encoded.stream, "aclose", None)
+            if close is not None:
+                await close()
         return response
 
     async def _metadata(self, request: web.Request, service: Service) -> web.Response:
@@ -379,6 +390,27 @@ def request_version_or_default(content_type: str | None) -> SoapVersion:
         return version_from_content_type(ContentType.parse(content_type))
     except UnsupportedMediaType:
         return SoapVersion.SOAP11
+
+
+def _attachment_length(
+    request: web.Request, info: MtomInfo, reader: MultipartReader, pending: list[bytes], consumed: int
+) -> int | None:
+    """The attachment's size, known before it is read: Altinn 3 uploads need a Content-Length.
+
+    When the part already ended it is what was read. Otherwise it is the request's Content-Length
+    less what came before the part's data and the closing delimiter that writers put after it
+    (``CRLF --boundary-- CRLF``); :class:`SizedStream` refuses a payload that disagrees. Without a
+    Content-Length (chunked) it is unknown.
+    """
+    if b"" in pending:
+        return sum(len(data) for data in pending)
+    total = request.content_length
+    if total is None:
+        return None
+    before = consumed - reader.buffered - sum(len(data) for data in pending)
+    closing = len(f"\r\n--{info.boundary}--\r\n".encode("latin-1"))
+    length = total - before - closing
+    return length if length >= 0 else None
 
 
 def _check_length(request: web.Request, limit: int) -> None:

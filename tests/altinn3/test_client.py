@@ -19,7 +19,9 @@ from proxy.mapping import Engine, OperationRequest, Route, RoutingTable, load_ma
 from proxy.mapping.calls import Altinn3Call, BaseUrls, JsonBody, ResponseKind, StreamBody
 from proxy.maskinporten.request import TokenRequest
 from proxy.sandbox.observe import observing_middleware
+from proxy.store import open_store
 from tests.mapping.helpers import MAPPINGS
+from tests.mapping.test_correspondence_agency import SERVICE_OWNER
 
 TOKEN_REQUEST = TokenRequest(scopes=frozenset({"altinn:correspondence.write"}))
 
@@ -302,19 +304,8 @@ async def test_streams_flow_both_ways_without_buffering(
     assert b"".join([chunk async for chunk in response.stream]) == b"ABCDEF"
 
 
-class Store:
-    def __init__(self) -> None:
-        self.ids: dict[str, int] = {}
-
-    async def allocate_id(self, kind: str, guid: str, owner_org: str) -> int:
-        return self.ids.setdefault(guid, 500 + len(self.ids))
-
-    async def resolve_id(self, kind: str, legacy_id: int, owner_org: str) -> str:
-        raise AssertionError("not used")
-
-
 def _insert_request(reference: Path, code: str = "4711") -> OperationRequest:
-    from tests.mapping.test_correspondence_agency import SERVICE_OWNER, _request
+    from tests.mapping.test_correspondence_agency import _request
 
     return OperationRequest(
         "CorrespondenceAgencyExternalBasic",
@@ -325,7 +316,11 @@ def _insert_request(reference: Path, code: str = "4711") -> OperationRequest:
 
 
 async def test_execute_runs_a_translated_operation_through_the_client(
-    aiohttp_server: Any, session: aiohttp.ClientSession, reference: Path, altinn3_contract: Any
+    aiohttp_server: Any,
+    session: aiohttp.ClientSession,
+    reference: Path,
+    altinn3_contract: Any,
+    tmp_path: Path,
 ) -> None:
     routes = web.RouteTableDef()
     uploaded: list[bytes] = []
@@ -352,17 +347,20 @@ async def test_execute_runs_a_translated_operation_through_the_client(
     mapping_set = load_mapping_set(MAPPINGS)
     engine = Engine(lambda: mapping_set, RoutingTable.of([Route("4711", "1", resource_id="ttd-res")]))
 
-    answer = await execute(engine.start(_insert_request(reference)), client, Store())
+    async with await open_store(f"sqlite:///{tmp_path / 'state.db'}") as store:
+        answer = await execute(engine.start(_insert_request(reference)), client, store)
+        receipt_id = int(answer.element().xpath("//*[local-name()='ReceiptId']/text()")[0])
+        assert (
+            await store.resolve_id("receipt", receipt_id, SERVICE_OWNER.org or "")
+            == "c0ffee00-0000-4000-8000-000000000002"
+        )
 
     assert uploaded == [b"%PDF"]
     assert altinn3_contract.checked == 3
-    receipt = answer.element()
-    ids = receipt.xpath("//*[local-name()='ReceiptId']/text()")
-    assert ids == ["500"]
 
 
 async def test_execute_translates_upstream_refusals_through_the_fault_table(
-    aiohttp_server: Any, session: aiohttp.ClientSession, reference: Path
+    aiohttp_server: Any, session: aiohttp.ClientSession, reference: Path, tmp_path: Path
 ) -> None:
     routes = web.RouteTableDef()
 
@@ -375,7 +373,8 @@ async def test_execute_translates_upstream_refusals_through_the_fault_table(
     mapping_set = load_mapping_set(MAPPINGS)
     engine = Engine(lambda: mapping_set, RoutingTable.of([Route("4711", "1", resource_id="ttd-res")]))
 
-    with pytest.raises(InvalidField) as raised:
-        await execute(engine.start(_insert_request(reference)), client, Store())
+    async with await open_store(f"sqlite:///{tmp_path / 'state.db'}") as store:
+        with pytest.raises(InvalidField) as raised:
+            await execute(engine.start(_insert_request(reference)), client, store)
     assert raised.value.error_id == 30001
     assert "2013" in (raised.value.extended or "")

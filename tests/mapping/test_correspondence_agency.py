@@ -30,10 +30,12 @@ from proxy.mapping.calls import (
     AllocateId,
     Altinn3Call,
     Altinn3Response,
+    BeginIdempotent,
     BytesBody,
     CallBatch,
     JsonBody,
     PlanRequest,
+    SaveReceipt,
 )
 from proxy.mapping.dryrun import drive
 from tests.mapping.helpers import MAPPINGS, canonical, run
@@ -142,12 +144,13 @@ EXPECTED_RECEIPT = f"""
 
 
 def _answers(request: PlanRequest) -> Any:
+    if isinstance(request, BeginIdempotent):
+        assert (request.caller, request.reference) == ("ttd-system", "shipment-42")
+        return None
+    if isinstance(request, SaveReceipt):
+        return None
     if isinstance(request, AllocateId):
-        assert (request.kind, request.guid, request.owner_org) == (
-            "correspondence",
-            CORRESPONDENCE_ID,
-            "991825827",
-        )
+        assert (request.kind, request.guid, request.owner_org) == ("receipt", CORRESPONDENCE_ID, "991825827")
         return 7001
     if isinstance(request, CallBatch):
         if request.step == "init_attachments":
@@ -203,7 +206,7 @@ def test_inline_attachments_are_initialised_and_uploaded_before_the_corresponden
 
     answer, seen = run(engine.start(request), _answers, altinn3_contract)
 
-    init, upload, create = seen[0], seen[1], seen[2]
+    init, upload, create = seen[1], seen[2], seen[3]
     assert isinstance(init, CallBatch)
     assert isinstance(upload, CallBatch)
     assert [c.body.value for c in init.calls] == [  # type: ignore[union-attr]
@@ -261,7 +264,8 @@ def test_upstream_failures_go_through_the_fault_table(
     engine: Engine, reference: Path, upstream: Exception, expected: type[Exception], error_id: int
 ) -> None:
     plan = engine.start(OperationRequest(SERVICE, OPERATION, _request(reference), SERVICE_OWNER))
-    next(plan)
+    assert isinstance(next(plan), BeginIdempotent)
+    assert isinstance(plan.send(None), Altinn3Call)
     with pytest.raises(expected) as raised:
         plan.throw(upstream)
     assert raised.value.error_id == error_id  # type: ignore[attr-defined]
@@ -279,3 +283,48 @@ def test_the_engine_is_a_plain_generator_usable_without_any_server(engine: Engin
     request = OperationRequest(SERVICE, OPERATION, _request(reference), SERVICE_OWNER)
     answer = drive(engine.start(request), _answers)
     assert answer.element().tag == f"{{{NS}}}InsertCorrespondenceBasicV2Response"
+
+
+def test_a_resend_answers_the_first_answer_without_any_altinn3_call(engine: Engine, reference: Path) -> None:
+    plan = engine.start(OperationRequest(SERVICE, OPERATION, _request(reference), SERVICE_OWNER))
+    begin = next(plan)
+    assert begin == BeginIdempotent("ttd-system", OPERATION, "shipment-42")
+    with pytest.raises(StopIteration) as stop:
+        plan.send(EXPECTED_RECEIPT)
+    assert stop.value.value.xml == EXPECTED_RECEIPT
+
+
+def test_the_receipt_is_saved_with_the_shipment_reference(engine: Engine, reference: Path) -> None:
+    request = OperationRequest(SERVICE, OPERATION, _request(reference), SERVICE_OWNER)
+    answer, seen = run(engine.start(request), _answers, lambda *call: None)
+    [saved] = [r for r in seen if isinstance(r, SaveReceipt)]
+    assert saved == SaveReceipt(
+        receipt_id=7001,
+        owner_org="991825827",
+        status="OK",
+        text="Correspondence created",
+        type_name="Correspondence",
+        last_changed=NOW,
+        references=(("ExternalShipmentReference", "shipment-42"),),
+        step="saved_receipt",
+    )
+    assert canonical(answer.xml) == canonical(EXPECTED_RECEIPT)
+
+
+def test_the_ws_twin_is_the_same_translation_under_its_own_names(engine: Engine, reference: Path) -> None:
+    body = _request(reference)
+    body.tag = f"{{{NS}}}InsertCorrespondenceV2"
+    for name in ("systemUserName", "systemPassword"):
+        body.remove(body.find(f"{{{NS}}}{name}"))
+    request = OperationRequest("CorrespondenceAgencyExternal", "InsertCorrespondenceV2", body, SERVICE_OWNER)
+
+    answer, seen = run(engine.start(request), _answers, lambda *call: None)
+
+    assert [type(r).__name__ for r in seen] == [
+        "BeginIdempotent",
+        "Altinn3Call",
+        "AllocateId",
+        "SaveReceipt",
+    ]
+    expected = EXPECTED_RECEIPT.replace(b"InsertCorrespondenceBasicV2", b"InsertCorrespondenceV2")
+    assert canonical(answer.xml) == canonical(expected)

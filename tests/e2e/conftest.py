@@ -1,0 +1,82 @@
+"""The whole world for end-to-end tests: the sandbox fakes, the proxy in front of them, both on loopback.
+
+Legacy clients in these tests are zeep clients built from the ORIGINAL Altinn 2 WSDLs under
+``../shared/reference/altinn2`` (the ``reference`` fixture skips where that folder is absent), with
+the service address overridden to the proxy. zeep is synchronous: build and call it in
+``asyncio.to_thread`` (see :func:`legacy_client`), because the servers run on the test's loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from proxy.app import create_app
+from proxy.sandbox.world import (
+    Fakes,
+    SandboxKeys,
+    default_mappings_dir,
+    sandbox_settings,
+    start_fakes,
+    write_sandbox_files,
+)
+from proxy.settings import Settings
+
+
+@dataclass(frozen=True)
+class World:
+    """The running fakes and the proxy serving legacy SOAP on ``proxy_url``."""
+
+    fakes: Fakes
+    settings: Settings
+    app: web.Application
+    proxy_url: str
+    workdir: Path
+
+
+@pytest.fixture(scope="session")
+def sandbox_keys() -> SandboxKeys:
+    """The run's RSA keys, generated once (slow) outside any event loop."""
+    return SandboxKeys.generate()
+
+
+@pytest.fixture
+def mappings_dir() -> Path:
+    """The mapping directory the proxy serves (override in a module to test one family alone)."""
+    return default_mappings_dir()
+
+
+@pytest.fixture
+async def world(
+    tmp_path: Path, altinn3_contract: Any, sandbox_keys: SandboxKeys, mappings_dir: Path
+) -> AsyncIterator[World]:
+    """Fakes judged by Altinn's published contract, and the proxy in front of them."""
+    async with start_fakes(tmp_path, observer=altinn3_contract, keys=sandbox_keys) as fakes:
+        await asyncio.to_thread(write_sandbox_files, tmp_path, fakes.keys)
+        settings = sandbox_settings(fakes, tmp_path, port=0, mappings_dir=mappings_dir)
+        app = create_app(settings)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            port = runner.addresses[0][1]
+            yield World(fakes, settings, app, f"http://127.0.0.1:{port}", tmp_path)
+        finally:
+            await runner.cleanup()
+
+
+def legacy_client(wsdl: Path, address: str) -> Any:
+    """A zeep service proxy for the WSDL's first binding, bound to ``address`` (call in a thread)."""
+    import zeep
+    from zeep.transports import Transport
+
+    client = zeep.Client(str(wsdl), transport=Transport(timeout=30, operation_timeout=30))
+    binding = next(iter(next(iter(client.wsdl.services.values())).ports.values())).binding
+    return client.create_service(binding.name, address)

@@ -1,0 +1,172 @@
+"""The plain-Python fast path gives exactly what Jinja gives, and hands everything else to Jinja."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from jinja2.exceptions import SecurityError
+
+from proxy.errors import InvalidField
+from proxy.mapping.expressions import VALUES, XML
+from proxy.mapping.fastpath import fast_expression, fast_template, with_fallback
+
+
+@dataclass(frozen=True)
+class Identity:
+    org: str
+    caller_id: str
+
+
+def _route(code: str, edition: str) -> dict[str, str]:
+    return {"resource_id": f"res-{code}-{edition}"}
+
+
+def context() -> dict[str, Any]:
+    return {
+        "fields": {
+            "title": "T & t <x>",
+            "empty": None,
+            "language": "2068",
+            "reportee": "310000019",
+            "code": "4711",
+            "edition": "1",
+            "items": ["shadowed by dict.items"],
+            "links": [{"url": "https://a", "text": "A"}, {"url": None, "text": "B"}],
+            "flag": True,
+            "count": 3,
+        },
+        "vars": {"resource": "res-4711-1"},
+        "results": {"create": {"correspondences": [{"correspondenceId": "c-1"}]}, "init": ["a1", "a2"]},
+        "identity": Identity("310000035", "demo-so"),
+        "route": _route,
+        "now": "2026-01-01T10:00:00.000Z",
+        "index": 1,
+    }
+
+
+EXPRESSIONS = [
+    "fields.title",
+    "fields.title or ''",
+    "fields.empty or ''",
+    "fields.empty or none",
+    "fields.empty and fields.title",
+    "not fields.empty",
+    "fields.language | lcid_to_iso",
+    "fields.reportee | recipient_urn",
+    "identity.org | org_urn",
+    "identity.caller_id",
+    "route(fields.code, fields.edition).resource_id",
+    "route(fields.code, edition=fields.edition)['resource_id']",
+    "results.create.correspondences[0].correspondenceId",
+    "results.init[index]",
+    "results.init[-1]",
+    "fields.links | remap_keys({'url': 'linkURL', 'text': 'linkText'})",
+    "fields.links | selectattr('url') | list",
+    "[vars.resource, fields.code]",
+    "(fields.code, 1)",
+    "{'a': fields.code, 'b': [1, 2]}",
+    "fields.count > 2",
+    "1 < fields.count <= 3",
+    "fields.code in ['4711', '4712']",
+    "fields.code not in ['4711']",
+    "fields.title if fields.flag else 'no'",
+    "fields.items",
+    "fields.title | upper",
+    "fields.count is number",
+    "fields.title[:2]",
+    "now | iso_to_xs",
+]
+
+
+@pytest.mark.parametrize("source", EXPRESSIONS)
+def test_expressions_evaluate_as_jinja_does(source: str) -> None:
+    jinja = VALUES.compile_expression(source, undefined_to_none=False)
+    evaluate = with_fallback(fast_expression(VALUES, source), lambda c: jinja(**c))
+    values = context()
+    assert evaluate(values) == jinja(**values)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "fields.title",
+        "fields.title or ''",
+        "fields.language | lcid_to_iso",
+        "route(fields.code, fields.edition).resource_id",
+        "results.init[index]",
+        "[vars.resource]",
+        "fields.count > 2",
+    ],
+)
+def test_the_common_forms_take_the_fast_path(source: str) -> None:
+    assert fast_expression(VALUES, source) is not None
+
+
+@pytest.mark.parametrize("source", ["fields.title | selectattr('x')", "fields.count is number", "x[1:2]"])
+def test_forms_that_need_jinja_get_no_fast_path(source: str) -> None:
+    assert fast_expression(VALUES, source) is None
+
+
+def _outcome(evaluate: Any, values: dict[str, Any]) -> tuple[str, str]:
+    try:
+        result = evaluate(values)
+        return ("value", str(result))
+    except Exception as error:  # the comparison is the point: same type, same message
+        return (type(error).__name__, str(error))
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["fields.missing", "fields.missing or 'x'", "nothing.at_all", "results.init[7]", "identity.nope"],
+)
+def test_missing_values_fail_exactly_as_jinja(source: str) -> None:
+    jinja = VALUES.compile_expression(source, undefined_to_none=False)
+    evaluate = with_fallback(fast_expression(VALUES, source), lambda c: jinja(**c))
+    fast_outcome = _outcome(evaluate, context())
+    assert fast_outcome == _outcome(lambda c: jinja(**c), context())
+    assert fast_outcome[0] == "UndefinedError"
+
+
+def test_errors_raised_by_filters_propagate_unchanged() -> None:
+    evaluate = fast_expression(VALUES, "fields.title | recipient_urn")
+    assert evaluate is not None
+    with pytest.raises(InvalidField):
+        evaluate(context())
+
+
+def test_the_sandbox_still_refuses_unsafe_calls() -> None:
+    source = "fields.links.append(1)"
+    jinja = VALUES.compile_expression(source, undefined_to_none=False)
+    evaluate = with_fallback(fast_expression(VALUES, source), lambda c: jinja(**c))
+    with pytest.raises(SecurityError):
+        evaluate(context())
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "/api/v1/attachment/{{ results.init[index] }}/upload",
+        "{{ fields.code }}-{{ fields.empty }}-{{ fields.flag }}",
+        "plain {{ fields.title }}\n",
+    ],
+)
+def test_value_templates_render_as_jinja_does(source: str) -> None:
+    fast = fast_template(VALUES, source)
+    assert fast is not None
+    assert fast(context()) == VALUES.from_string(source).render(context())
+
+
+def test_xml_templates_escape_and_finalize_as_jinja_does() -> None:
+    source = '<a>\n  <b>{{ fields.title }}</b><c>{{ fields.empty }}</c><d x="{{ fields.title }}"/>\n</a>\n'
+    fast = fast_template(XML, source)
+    assert fast is not None
+    rendered = fast(context())
+    assert rendered == XML.from_string(source).render(context())
+    assert "T &amp; t &lt;x&gt;" in rendered
+    assert "<c></c>" in rendered
+
+
+def test_templates_with_blocks_are_left_to_jinja() -> None:
+    assert fast_template(XML, "{% for x in fields.links %}{{ x.url }}{% endfor %}") is None
