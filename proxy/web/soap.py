@@ -42,7 +42,7 @@ from proxy.soap.envelope import MULTIPART_RELATED, ContentType, SoapVersion, ver
 from proxy.soap.mtom import MessageEnd, MtomInfo, MultipartReader, PartData, PartEnd, PartStart
 from proxy.soap.payload import SizedStream
 from proxy.soap.request import SoapCall, parse_request, request_version
-from proxy.soap.wsdl import describe, rewrite_addresses
+from proxy.soap.wsdl import ServiceDescription, describe, rewrite_addresses
 from proxy.soap.xmlsafe import XmlLimits
 from proxy.web.middleware import request_id_of
 from proxy.web.soap_metrics import SOAP_FAULTS, SOAP_REQUESTS, SOAP_UNTRANSLATED
@@ -60,7 +60,7 @@ AREAS = (
 )
 _ROUTE = "/{area:(?i:" + "|".join(AREAS) + ")}/{endpoint:[^/]+\\.(?i:svc)}"
 _HOST = re.compile(r"^[A-Za-z0-9.\-]+(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$")
-_READ_CHUNK = 64 * 1024
+_MAX_CACHED_DESCRIPTIONS = 512
 
 
 @dataclass(frozen=True)
@@ -135,6 +135,8 @@ class _SoapEndpoint:
         self._handlers = handlers
         self._config = config
         self._authenticate = authenticate
+        #: Generated descriptions by (service, address): built on first request, then served as is.
+        self._descriptions: dict[tuple[str, str], ServiceDescription] = {}
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         request_id = request_id_of(request)
@@ -347,7 +349,7 @@ class _SoapEndpoint:
         address = self._base_url(request) + service.paths[0]
         original = self._original_wsdl(service)
         if "xsd" in query:
-            description = describe(service, self._config.contracts, address)
+            description = self._describe(service, address)
             index = query["xsd"].removeprefix("xsd")
             if not index.isdigit() or int(index) >= len(description.schemas):
                 raise web.HTTPNotFound(text="no such schema")
@@ -356,11 +358,20 @@ class _SoapEndpoint:
             if original is not None:
                 data = await asyncio.to_thread(original.read_bytes)
                 return _xml(await asyncio.to_thread(rewrite_addresses, data, address))
-            return _xml(describe(service, self._config.contracts, address).wsdl)
+            return _xml(self._describe(service, address).wsdl)
         return web.Response(
             text=f"{service.name}: Altinn 2 compatibility endpoint. Metadata: {address}?wsdl\n",
             content_type="text/plain",
         )
+
+    def _describe(self, service: Service, address: str) -> ServiceDescription:
+        key = (service.name, address)
+        description = self._descriptions.get(key)
+        if description is None:
+            if len(self._descriptions) >= _MAX_CACHED_DESCRIPTIONS:
+                self._descriptions.clear()  # many distinct Host headers: start over rather than grow
+            description = self._descriptions[key] = describe(service, self._config.contracts, address)
+        return description
 
     def _original_wsdl(self, service: Service) -> Path | None:
         directory = self._config.original_wsdl_dir
