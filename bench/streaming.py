@@ -1,7 +1,8 @@
 """Broker streaming benchmark: a large upload and download through the proxy, next to a plain copy.
 
 Three child processes, so the memory figures are the proxy's alone:
-* ``fakes``: the sandbox fakes (Maskinporten, Broker...) plus a sink/source server for the baseline;
+* ``fakes``: the sandbox fakes (Maskinporten, Broker...) plus a sink/source server for the baseline
+  (the sink stores uploads exactly as the fake Broker does);
 * ``altinn-proxy serve`` with settings pointing at those fakes;
 * ``copy``: a plain aiohttp streaming copy (the baseline) in front of the sink/source.
 The parent sends ``--size`` bytes as an MTOM ``UploadFileStreamedBasic`` and reads them back with
@@ -21,6 +22,7 @@ import re
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -66,13 +68,19 @@ async def _chunks(size: int) -> AsyncIterator[bytes]:
 
 
 async def _run_fakes(workdir: Path) -> None:
+    from proxy.sandbox.broker_files import FileStore
     from proxy.sandbox.world import sandbox_settings_document, start_fakes, write_sandbox_files
 
+    # The baseline's upstream does exactly what the fake Broker does with an upload (the same
+    # FileStore: chunks batched to disk in a worker thread, MD5 on the way), so the two uploads end
+    # in the same sink and the ratio compares the proxies, not their upstreams.
+    files = FileStore(workdir / "baseline-files")
+
     async def sink(request: web.Request) -> web.Response:
-        total = 0
-        while chunk := await request.content.readany():
-            total += len(chunk)
-        return web.json_response({"received": total})
+        transfer_id = uuid.uuid4()
+        stored = await files.receive(transfer_id, request.content.iter_chunked(CHUNK), limit=1 << 40)
+        await files.remove(transfer_id)
+        return web.json_response({"received": stored.size})
 
     async def source(request: web.Request) -> web.StreamResponse:
         size = int(request.query["size"])

@@ -123,6 +123,8 @@ class Result:
     p50_ms: float
     p99_ms: float
     errors: int
+    #: CPU per request of the upstream's process (canned upstream, or the sandbox fakes).
+    upstream_cpu_us: float = 0.0
 
     @property
     def rps(self) -> float:
@@ -168,12 +170,22 @@ def run_wrk(
 
 
 def measure(
-    name: str, url: str, pid: int, script: Path, *, seconds: float, connections: int, threads: int, tag: str
+    name: str,
+    url: str,
+    pid: int,
+    script: Path,
+    *,
+    upstream_pid: int,
+    seconds: float,
+    connections: int,
+    threads: int,
+    tag: str,
 ) -> Result:
-    """Load ``url`` with wrk and read the server's CPU time around the run."""
-    before = cpu_seconds(pid)
+    """Load ``url`` with wrk and read the server's (and its upstream's) CPU time around the run."""
+    before, upstream_before = cpu_seconds(pid), cpu_seconds(upstream_pid)
     summary = run_wrk(url, script, seconds=seconds, connections=connections, threads=threads, tag=tag)
     used = cpu_seconds(pid) - before
+    upstream_used = cpu_seconds(upstream_pid) - upstream_before
     errors = summary["errors"]
     assert isinstance(errors, dict)
     return Result(
@@ -184,6 +196,7 @@ def measure(
         p50_ms=int(str(summary["p50_us"])) / 1000,
         p99_ms=int(str(summary["p99_us"])) / 1000,
         errors=sum(int(value) for value in errors.values()),
+        upstream_cpu_us=upstream_used * 1e6 / max(1, int(str(summary["requests"]))),
     )
 
 
@@ -274,6 +287,46 @@ def check_once(url: str, *, expect: bytes) -> None:
         raise RuntimeError(f"unexpected answer from {url}:\n{body[:2000].decode(errors='replace')}")
 
 
+def engine_microseconds(iterations: int = 2000) -> float:
+    """The mapping engine alone on the benchmark's request (parse, plan, canned answers), µs per call."""
+    from lxml import etree
+
+    from proxy.identity.principal import CallerKind, Principal
+    from proxy.mapping.calls import Altinn3Response
+    from proxy.mapping.compiler import load_mapping_set
+    from proxy.mapping.dryrun import DryRun, drive
+    from proxy.mapping.engine import Engine, OperationRequest
+    from proxy.mapping.routing import Route, RoutingTable
+    from proxy.sandbox import fixtures
+    from proxy.sandbox.world import default_mappings_dir
+
+    mappings = load_mapping_set(default_mappings_dir())
+    code, edition = fixtures.CORRESPONDENCE_SERVICE
+    engine = Engine(
+        lambda: mappings,
+        RoutingTable.of([Route(code, edition, resource_id=fixtures.CORRESPONDENCE_RESOURCE)]),
+    )
+    principal = Principal(
+        caller_id="demo-so",
+        kind=CallerKind.SERVICE_OWNER,
+        org=fixtures.SERVICE_OWNER_ORG,
+        service_owner=fixtures.SERVICE_OWNER_CODE,
+        scopes=fixtures.SERVICE_OWNER_SCOPES,
+    )
+    created = {"correspondences": [{"correspondenceId": "0f4e2c1a-5b6d-4e7f-8a9b-0c1d2e3f4a5b"}]}
+    dry = DryRun({"create": Altinn3Response(200, {}, json=created)})
+    body = etree.fromstring(soap_request("engine-1").encode())[0][0]
+    request = OperationRequest(
+        "CorrespondenceAgencyExternalBasic", "InsertCorrespondenceBasicV2", body, principal
+    )
+    drive(engine.start(request), dry.answer)
+    started = time.perf_counter()
+    for _ in range(iterations):
+        dry.seen.clear()
+        drive(engine.start(request), dry.answer)
+    return (time.perf_counter() - started) * 1e6 / iterations
+
+
 # -- report ------------------------------------------------------------------------------------
 
 
@@ -281,13 +334,14 @@ def report(results: Sequence[tuple[Result, Result]], store: str) -> str:
     """The table and the ratios, as printed (and pasted into bench/README.md)."""
     lines = [
         f"store: {store}",
-        f"{'run':<28}{'req/s':>10}{'CPU µs/req':>12}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}",
+        f"{'run':<28}{'req/s':>10}{'CPU µs/req':>12}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
+        f"{'upstream CPU µs/req':>21}",
     ]
     for bare, translated in results:
         for result in (bare, translated):
             lines.append(
                 f"{result.name:<28}{result.rps:>10.0f}{result.cpu_us:>12.0f}"
-                f"{result.p50_ms:>9.2f}{result.p99_ms:>9.2f}{result.errors:>8}"
+                f"{result.p50_ms:>9.2f}{result.p99_ms:>9.2f}{result.errors:>8}{result.upstream_cpu_us:>21.0f}"
             )
     bare_rps = sum(b.rps for b, _ in results) / len(results)
     translated_rps = sum(t.rps for _, t in results) / len(results)
@@ -332,6 +386,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         results = run(args, workdir, stack)
         store = args.store_url or f"SQLite (WAL, synchronous=FULL) in {workdir}"
         print(report(results, store))
+        print(f"mapping engine alone (same request, canned answers): {engine_microseconds():.0f} µs/request")
         met = all(
             t.rps / b.rps >= TARGET_THROUGHPUT and t.cpu_us / b.cpu_us <= TARGET_CPU for b, t in results
         )
@@ -384,9 +439,9 @@ def run(args: argparse.Namespace, workdir: Path, stack: contextlib.ExitStack) ->
     results = []
     for round_ in range(1, args.rounds + 1):
         measured = []
-        for name, url, process in (
-            ("(a) bare reverse proxy", bare_url, bare),
-            ("(b) altinn-proxy translating", proxy_url, proxy),
+        for name, url, process, behind in (
+            ("(a) bare reverse proxy", bare_url, bare, upstream),
+            ("(b) altinn-proxy translating", proxy_url, proxy, fakes),
         ):
             if args.warmup > 0:
                 run_wrk(url, script, seconds=args.warmup, tag=f"{run_id}-warm{round_}", **load)
@@ -398,6 +453,7 @@ def run(args: argparse.Namespace, workdir: Path, stack: contextlib.ExitStack) ->
                         url,
                         process.pid,
                         script,
+                        upstream_pid=behind.pid,
                         seconds=args.duration,
                         tag=f"{run_id}-run{round_}",
                         **load,

@@ -105,7 +105,9 @@ def routing_table(settings: Settings) -> RoutingTable:
         routes.setdefault((route.service_code, route.service_edition), {})["resource_id"] = route.resource_id
     for broker in settings.routing.broker:
         key = (broker.service_code, broker.service_edition)
-        routes.setdefault(key, {})["broker_resource"] = broker.resource_id
+        routes.setdefault(key, {}).update(
+            broker_resource=broker.resource_id, manifest_shim=broker.manifest_shim
+        )
     for app_route in settings.routing.apps:
         key = (app_route.service_code, app_route.service_edition)
         routes.setdefault(key, {}).update(org=app_route.org, app=app_route.app, data_type=app_route.data_type)

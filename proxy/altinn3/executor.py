@@ -29,6 +29,7 @@ from proxy.mapping.calls import (
     LoadReceipts,
     PlanRequest,
     ResolveId,
+    ResolveIdAmong,
     SaveReceipt,
 )
 from proxy.mapping.engine import Plan
@@ -56,6 +57,12 @@ RECEIPT_NOT_FOUND = 30008
 
 class StateStore(IdStore, Protocol):
     """What the executor needs from :class:`proxy.store.Store`: ids, idempotency and receipts."""
+
+    async def resolve_id_among(
+        self, kind: str, legacy_id: int, owner_orgs: tuple[str, ...]
+    ) -> tuple[str, str]:
+        """``(guid, owner_org)`` when one of ``owner_orgs`` owns ``legacy_id``, else ``NotFound``."""
+        ...
 
     async def begin(self, key: IdempotencyKey) -> Begun:
         """Claim ``key`` or learn the outcome of the first identical submission."""
@@ -130,6 +137,8 @@ async def _answer(request: PlanRequest, client: CallSender, store: StateStore, c
         return await store.allocate_id(request.kind, request.guid, request.owner_org)
     if isinstance(request, ResolveId):
         return await store.resolve_id(request.kind, request.legacy_id, request.owner_org)
+    if isinstance(request, ResolveIdAmong):
+        return await store.resolve_id_among(request.kind, request.legacy_id, request.owner_orgs)
     if isinstance(request, BeginIdempotent):
         key = IdempotencyKey(request.caller, request.operation, request.reference)
         begun = await store.begin(key)
@@ -174,7 +183,7 @@ async def _load_receipts(request: LoadReceipts, store: StateStore) -> list[dict[
             found = await store.find_receipts(request.owner_org, wanted)
         else:
             found = [receipt for receipt in found if wanted in receipt.references]
-    if not found:
+    if not found and request.required:
         raise NotFound("no receipt matches the search", error_id=RECEIPT_NOT_FOUND)
     return [_receipt_values(receipt) for receipt in found]
 

@@ -113,7 +113,8 @@ class Authenticator:
         self._tracker.record_success(username)
         metrics.AUTHENTICATIONS.labels(method="password", outcome="success").inc()
         principal = entry.principal
-        _log.info(
+        # A remembered success is routine (one per legacy call): the access line covers it.
+        (_log.debug if remembered else _log.info)(
             "authenticated",
             caller_id=principal.caller_id,
             kind=str(principal.kind),

@@ -14,6 +14,7 @@ from proxy.mapping.calls import (
     IdStore,
     LegacyAnswer,
     ResolveId,
+    ResolveIdAmong,
 )
 from proxy.mapping.compiler import load_directory, load_mapping_set
 from proxy.mapping.engine import Engine, MappingSet, OperationRequest, Plan
@@ -34,6 +35,7 @@ __all__ = [
     "OperationRequest",
     "Plan",
     "ResolveId",
+    "ResolveIdAmong",
     "Route",
     "RoutingTable",
     "load_directory",

@@ -164,6 +164,21 @@ class ResolveId:
 
 
 @dataclass(frozen=True)
+class ResolveIdAmong:
+    """Ask the store which of ``owner_orgs`` owns a legacy id; answered with ``(guid, owner_org)``.
+
+    For a caller acting for several organisations whose request names none (e.g. reading a
+    correspondence by its id): the owner becomes the org acted for. An id owned by no org of the
+    list is ``NotFound``, exactly as an unknown id.
+    """
+
+    kind: str
+    legacy_id: int
+    owner_orgs: tuple[str, ...]
+    step: str = ""
+
+
+@dataclass(frozen=True)
 class BeginIdempotent:
     """Claim the submission ``(caller, operation, reference)`` before any Altinn 3 call.
 
@@ -199,16 +214,26 @@ class LoadReceipts:
     Each dict has ``receipt_id``, ``parent_receipt_id``, ``status``, ``text``, ``type_name``,
     ``last_changed`` (ISO 8601 UTC), ``history``, ``references`` (``[{type, value}]``) and
     ``sub_receipts`` (the same, one level). Nothing found (another org's receipt included) is
-    ``NotFound`` with Altinn's receipt ErrorID 30008.
+    ``NotFound`` with Altinn's receipt ErrorID 30008, or an empty list when not ``required``.
     """
 
     owner_org: str
     receipt_id: int | None = None
     reference: tuple[str, str] | None = None
     step: str = ""
+    required: bool = True
 
 
-PlanRequest = Altinn3Call | CallBatch | AllocateId | ResolveId | BeginIdempotent | SaveReceipt | LoadReceipts
+PlanRequest = (
+    Altinn3Call
+    | CallBatch
+    | AllocateId
+    | ResolveId
+    | ResolveIdAmong
+    | BeginIdempotent
+    | SaveReceipt
+    | LoadReceipts
+)
 """Everything a plan can yield."""
 
 

@@ -32,6 +32,7 @@ from proxy.mapping.engine import (
     CompiledIdStep,
     CompiledLoadReceipts,
     CompiledOperation,
+    CompiledOwnerOf,
     CompiledSaveReceipt,
     CompiledStep,
     Evaluate,
@@ -220,8 +221,22 @@ def _compile_operation(
     reportee = None
     if spec.identity.reportee is not None:
         reportee = _expression(spec.identity.reportee, names, (*loc, "identity", "reportee"))
+    reportee_of = None
+    if spec.identity.reportee_of is not None:
+        owner_of = spec.identity.reportee_of
+        here_of: Loc = (*loc, "identity", "reportee_of")
+        if owner_of.name in {step.name for step in spec.steps}:
+            raise _Located((*here_of, "name"), f"{owner_of.name!r} is also the name of a step")
+        reportee_of = CompiledOwnerOf(
+            owner_of.name, owner_of.kind, _value(owner_of.value, names, (*here_of, "value"))
+        )
+        names = Names(field_names, frozenset(), frozenset({owner_of.name}))
     identity = CompiledIdentity(
-        spec.identity.acts_as, reportee, frozenset(spec.identity.scopes), spec.identity.exchange
+        spec.identity.acts_as,
+        reportee,
+        frozenset(spec.identity.scopes),
+        spec.identity.exchange,
+        reportee_of,
     )
 
     variables: list[tuple[str, Evaluate]] = []
@@ -229,7 +244,7 @@ def _compile_operation(
         if not name.isidentifier():
             raise _Located((*loc, "vars", name), f"var name {name!r} must be an identifier")
         variables.append((name, _value(source, names, (*loc, "vars", name))))
-        names = Names(field_names, names.vars | {name}, frozenset())
+        names = Names(field_names, names.vars | {name}, names.results)
 
     names_before_steps = names
     steps: list[CompiledStep] = []
@@ -383,6 +398,7 @@ def _compile_load_receipt(spec: LoadReceiptSpec, names: Names, loc: Loc) -> Comp
         receipt_id=optional(spec.id, "id"),
         reference_type=optional(spec.reference_type, "reference_type"),
         reference_value=optional(spec.reference_value, "reference_value"),
+        required=spec.required,
     )
 
 
@@ -420,7 +436,9 @@ def _example_principal(operation: CompiledOperation, spec: OperationSpec) -> Pri
             org=example.org,
             scopes=tuple(sorted(operation.identity.scopes)),
         )
-    return Principal(caller_id="example", kind=CallerKind.END_USER_SYSTEM)
+    return Principal(
+        caller_id="example", kind=CallerKind.END_USER_SYSTEM, orgs={example.org: OrgGrant(example.org)}
+    )
 
 
 def example_routing(spec: OperationSpec) -> RoutingTable:

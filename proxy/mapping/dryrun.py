@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from proxy.errors import NotFound
 from proxy.mapping.calls import (
     AllocateId,
     Altinn3Call,
@@ -17,6 +18,7 @@ from proxy.mapping.calls import (
     LoadReceipts,
     PlanRequest,
     ResolveId,
+    ResolveIdAmong,
     SaveReceipt,
 )
 from proxy.mapping.engine import Plan
@@ -50,6 +52,11 @@ class DryRun:
             return self._ids.setdefault(request.guid, self.first_id + len(self._ids))
         if isinstance(request, ResolveId):
             return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{request.kind}/{request.legacy_id}"))
+        if isinstance(request, ResolveIdAmong):
+            if not request.owner_orgs:
+                raise NotFound(f"no {request.kind} with id {request.legacy_id}")
+            guid = uuid.uuid5(uuid.NAMESPACE_URL, f"{request.kind}/{request.legacy_id}")
+            return str(guid), request.owner_orgs[0]
         if isinstance(request, BeginIdempotent | SaveReceipt):
             return None  # a dry run is always a first submission, and keeps nothing
         if isinstance(request, LoadReceipts):

@@ -49,6 +49,7 @@ from proxy.mapping.calls import (
     MultipartPart,
     PlanRequest,
     ResolveId,
+    ResolveIdAmong,
     ResponseKind,
     SaveReceipt,
     StreamBody,
@@ -100,6 +101,20 @@ class ActingIdentity:
 
 
 @dataclass(frozen=True)
+class CompiledOwnerOf:
+    """``identity.reportee_of``: the caller's organisation that owns a legacy id is the reportee."""
+
+    name: str
+    kind: str
+    value: Evaluate
+
+    def request(self, context: Mapping[str, Any], principal: Principal) -> ResolveIdAmong:
+        """The store lookup among the caller's own organisations."""
+        legacy_id = _legacy_id(self.value(context), f"{self.kind} id")
+        return ResolveIdAmong(self.kind, legacy_id, tuple(sorted(principal.orgs)), self.name)
+
+
+@dataclass(frozen=True)
 class CompiledIdentity:
     """The identity block: how to get an :class:`ActingIdentity` and the token for it."""
 
@@ -107,11 +122,19 @@ class CompiledIdentity:
     reportee: Evaluate | None
     scopes: frozenset[str]
     exchange: bool
+    reportee_of: CompiledOwnerOf | None = None
 
     def resolve(
-        self, principal: Principal, context: Mapping[str, Any], authorize: Authorizer
+        self,
+        principal: Principal,
+        context: Mapping[str, Any],
+        authorize: Authorizer,
+        owner: str | None = None,
     ) -> tuple[ActingIdentity, TokenRequest]:
-        """Check the caller may act, and say as whom and with which token."""
+        """Check the caller may act, and say as whom and with which token.
+
+        ``owner`` is the org :attr:`reportee_of` found; it stands in for the ``reportee`` expression.
+        """
         if self.acts_as == "service_owner":
             if not principal.is_service_owner or not principal.org:
                 raise AuthorizationDenied("This operation is only available to service owners")
@@ -122,8 +145,7 @@ class CompiledIdentity:
                 "service_owner", principal.org, principal.caller_id, principal.service_owner
             )
             return identity, TokenRequest(scopes=self.scopes, exchange=self.exchange)
-        assert self.reportee is not None
-        reportee = self.reportee(context)
+        reportee = owner if self.reportee is None else self.reportee(context)
         grant = authorize(principal, "" if reportee is None else str(reportee).strip())
         identity = ActingIdentity("system_user", grant.org, principal.caller_id, None, grant.external_ref)
         token = TokenRequest(
@@ -212,6 +234,7 @@ class CompiledLoadReceipts:
     receipt_id: Evaluate | None
     reference_type: Evaluate | None
     reference_value: Evaluate | None
+    required: bool = True
 
 
 StepAction = CompiledCall | CompiledIdStep | CompiledSaveReceipt | CompiledLoadReceipts
@@ -383,7 +406,11 @@ def _run(
         "streams": request.streams,
         "legacy": {"service": operation.legacy.service, "operation": operation.legacy.operation},
     }
-    identity, token = operation.identity.resolve(request.principal, context, authorize)
+    owner = None
+    if operation.identity.reportee_of is not None:
+        lookup = operation.identity.reportee_of
+        results[lookup.name], owner = yield lookup.request(context, request.principal)
+    identity, token = operation.identity.resolve(request.principal, context, authorize, owner)
     context["identity"] = identity
     for name, evaluate in operation.vars:
         variables[name] = evaluate(context)
@@ -402,18 +429,17 @@ def _run(
             continue
         action = step.action
         try:
-            if isinstance(action, CompiledIdStep) and step.foreach is not None:
-                ids = []
+            if isinstance(action, CompiledIdStep | CompiledLoadReceipts) and step.foreach is not None:
+                # Store steps run one item at a time (a store round trip is cheap next to a call).
+                found = []
                 for index, item in enumerate(step.foreach(context) or ()):
                     scope = {**context, step.item: item, "index": index}
-                    ids.append((yield _id_request(action, scope, identity, step.name)))
-                results[step.name] = ids
-            elif isinstance(action, CompiledIdStep):
-                results[step.name] = yield _id_request(action, context, identity, step.name)
+                    found.append((yield _store_request(action, scope, identity, step.name)))
+                results[step.name] = found
+            elif isinstance(action, CompiledIdStep | CompiledLoadReceipts):
+                results[step.name] = yield _store_request(action, context, identity, step.name)
             elif isinstance(action, CompiledSaveReceipt):
                 results[step.name] = yield _save_receipt(action, context, identity, clock, step.name)
-            elif isinstance(action, CompiledLoadReceipts):
-                results[step.name] = yield _load_receipts(action, context, identity, step.name)
             elif step.foreach is not None:
                 items = step.foreach(context) or ()
                 calls = tuple(
@@ -436,6 +462,17 @@ def _run(
     xml = operation.answer(context)
     stream = None if operation.answer_stream is None else operation.answer_stream(context)
     return LegacyAnswer(operation.legacy.operation, xml.encode("utf-8"), stream=stream)
+
+
+def _store_request(
+    action: CompiledIdStep | CompiledLoadReceipts,
+    context: Mapping[str, Any],
+    identity: ActingIdentity,
+    step: str,
+) -> AllocateId | ResolveId | LoadReceipts:
+    if isinstance(action, CompiledIdStep):
+        return _id_request(action, context, identity, step)
+    return _load_receipts(action, context, identity, step)
 
 
 def _id_request(
@@ -491,7 +528,11 @@ def _load_receipts(
     if receipt_id is None and reference is None:
         raise errors.InvalidField("give a ReceiptId or a reference to find a receipt by")
     return LoadReceipts(
-        identity.org, None if receipt_id is None else _legacy_id(receipt_id, "ReceiptId"), reference, step
+        identity.org,
+        None if receipt_id is None else _legacy_id(receipt_id, "ReceiptId"),
+        reference,
+        step,
+        required=action.required,
     )
 
 

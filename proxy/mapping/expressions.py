@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +24,7 @@ from zoneinfo import ZoneInfo
 from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from proxy.broker.manifest import shim_download
 from proxy.errors import InvalidField
 from proxy.mapping.fastpath import fast_expression, fast_template, with_fallback
 
@@ -128,6 +130,15 @@ def resource_urn(value: str | None) -> str:
     return text if text.startswith("urn:altinn:resource:") else f"urn:altinn:resource:{text}"
 
 
+#: The namespace of the proxy's name-based UUIDs (``uuid5`` filter); changing it changes every key.
+PROXY_UUID_NAMESPACE = uuid.UUID("6f1d5a52-3c55-5d8e-9b0e-2f7a1c4e8d31")
+
+
+def uuid5(value: object) -> str:
+    """A stable UUID for ``value`` (e.g. Altinn 3's ``idempotentKey`` from a legacy reference)."""
+    return str(uuid.uuid5(PROXY_UUID_NAMESPACE, "" if value is None else str(value)))
+
+
 def xml_escape(value: object) -> str:
     """Text escaped for XML character data and attribute values."""
     return escape("" if value is None else str(value), {'"': "&quot;"})
@@ -159,6 +170,8 @@ def _environment(*, xml: bool) -> ImmutableSandboxedEnvironment:
         xml_escape=xml_escape,
         remap_keys=remap_keys,
         to_dict=to_dict,
+        uuid5=uuid5,
+        broker_manifest=shim_download,
     )
     return env
 

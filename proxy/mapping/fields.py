@@ -2,14 +2,15 @@
 
 Legacy clients disagree on namespaces (several put every child in the operation namespace) and
 WCF never cared about prefixes, so a path matches on local names only. An absent, empty or
-``xsi:nil`` element reads as ``None``. Walking children with lxml's ``{*}name`` tag filter is
-cheaper than XPath with ``local-name()`` predicates for the short paths mappings use.
+``xsi:nil`` element reads as ``None``. A path ``a/b`` becomes the ElementPath ``{*}a/{*}b`` ("this
+local name in any namespace or none"), which lxml evaluates in C from a cached compiled form: far
+cheaper than XPath with ``local-name()`` predicates, or than walking children in Python.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from lxml import etree
@@ -21,12 +22,17 @@ _XSI_NIL = "{http://www.w3.org/2001/XMLSchema-instance}nil"
 
 
 def _walk(element: etree._Element, steps: tuple[str, ...]) -> Iterator[etree._Element]:
+    """Every element at ``steps`` below ``element``, in document order (the reference for ``find``)."""
     if not steps:
         yield element
         return
-    # "{*}name" matches the local name in any (or no) namespace, inside libxml2's child loop.
     for child in element.iterchildren("{*}" + steps[0]):
         yield from _walk(child, steps[1:])
+
+
+def element_path(steps: tuple[str, ...]) -> str:
+    """The ElementPath that finds ``steps`` by local name, in any namespace or none."""
+    return "/".join("{*}" + step for step in steps)
 
 
 def _text(element: etree._Element) -> str | None:
@@ -67,16 +73,18 @@ class CompiledField:
     many: bool = False
     required: bool = False
     children: tuple[CompiledField, ...] = ()
+    #: The ElementPath of this field's elements (derived from ``steps``).
+    search: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "search", element_path(self.steps))
 
     def read(self, element: etree._Element) -> Any:
         """The field's value below ``element`` (a list when ``many``)."""
         if self.many:
-            return [self._one(found) for found in _walk(element, self.steps)]
-        for found in _walk(element, self.steps):
-            value = self._one(found)
-            break
-        else:
-            value = None
+            return [self._one(found) for found in element.iterfind(self.search)]
+        found = element.find(self.search)
+        value = None if found is None else self._one(found)
         if value is None and self.required:
             raise InvalidField(f"{self.path} is required")
         return value

@@ -23,6 +23,8 @@ class Route:
     resource_id: str | None = None
     #: Broker resource id.
     broker_resource: str | None = None
+    #: Inject ``manifest.xml`` into broker downloads (Altinn 3's manifest shim).
+    manifest_shim: bool = False
     #: App owner and name (``{org}/{app}``) and the data type of the main form.
     org: str | None = None
     app: str | None = None

@@ -62,21 +62,36 @@ class LegacySide(_Model):
     response_element: str = Field(pattern=r"^\{[^}]+\}\w+$")
 
 
+class OwnerOfSpec(_Model):
+    """The reportee is whichever of the caller's organisations owns this legacy id (one store lookup)."""
+
+    #: The GUID behind the id is bound to ``results.<name>``, like a ``resolve_id`` step's.
+    name: str = Field(pattern=r"^[a-z_][a-z0-9_]*$")
+    kind: str = Field(pattern=r"^[a-z_]+$")
+    #: Expression: the legacy id.
+    value: str
+
+
 class Identity(_Model):
     """Whose token the Altinn 3 calls use."""
 
     acts_as: Literal["service_owner", "system_user"] = Field(alias="as")
     #: For ``system_user``: an expression giving the reportee (organisation number).
     reportee: str | None = None
+    #: For ``system_user``, instead of ``reportee``: the caller's org that owns a legacy id.
+    reportee_of: OwnerOfSpec | None = None
     scopes: list[str] = Field(min_length=1)
     exchange: bool = True
 
     @model_validator(mode="after")
     def _reportee_for_system_user(self) -> Identity:
-        if self.acts_as == "system_user" and not self.reportee:
-            raise ValueError("'system_user' identity needs 'reportee' (an expression)")
-        if self.acts_as == "service_owner" and self.reportee is not None:
-            raise ValueError("'service_owner' identity takes no 'reportee'")
+        given = (self.reportee is not None) + (self.reportee_of is not None)
+        if self.acts_as == "system_user" and (given != 1 or self.reportee == ""):
+            raise ValueError(
+                "'system_user' identity needs one of 'reportee' (an expression) and 'reportee_of'"
+            )
+        if self.acts_as == "service_owner" and given:
+            raise ValueError("'service_owner' identity takes no 'reportee' or 'reportee_of'")
         return self
 
 
@@ -158,6 +173,8 @@ class LoadReceiptSpec(_Model):
     id: str | None = None
     reference_type: str | None = None
     reference_value: str | None = None
+    #: False: finding nothing gives an empty list instead of the receipt-not-found fault (30008).
+    required: bool = True
 
     @model_validator(mode="after")
     def _something_to_find(self) -> LoadReceiptSpec:
@@ -201,8 +218,8 @@ class StepSpec(_Model):
             raise ValueError(
                 "a step has exactly one of 'call', 'allocate_id', 'resolve_id', 'save_receipt', 'load_receipt'"
             )
-        if self.foreach is not None and self.call is None and self.allocate_id is None:
-            raise ValueError("'foreach' is only allowed on 'call' and 'allocate_id' steps")
+        if self.foreach is not None and self.save_receipt is not None:
+            raise ValueError("'foreach' is not allowed on 'save_receipt' steps")
         if self.foreach is not None and self.call is not None and self.call.response == "stream":
             raise ValueError("a 'foreach' call cannot stream its response")
         return self

@@ -11,6 +11,7 @@ keys that look like secrets, not a licence to log them.
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 from collections.abc import MutableMapping
@@ -22,12 +23,16 @@ NO_REQUEST = "-"
 _SECRET_WORDS = ("password", "secret", "token", "assertion", "authorization", "private_key", "apikey")
 
 
+@functools.lru_cache(maxsize=4096)
+def _names_a_secret(key: str) -> bool:
+    normalised = key.lower().replace("-", "_")
+    return key != "event" and any(word in normalised for word in _SECRET_WORDS)
+
+
 def redact_secrets(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """Replace the value of any key that names a secret with ``[redacted]``."""
-    for key in list(event_dict):
-        normalised = key.lower().replace("-", "_")
-        if any(word in normalised for word in _SECRET_WORDS) and key != "event":
-            event_dict[key] = "[redacted]"
+    for key in [key for key in event_dict if _names_a_secret(key)]:
+        event_dict[key] = "[redacted]"
     return event_dict
 
 

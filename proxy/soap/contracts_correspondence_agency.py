@@ -1,8 +1,11 @@
 """Legacy request/response types of the correspondence agency operations the mappings implement.
 
-Declared for ``InsertCorrespondenceBasicV2`` and ``GetCorrespondenceStatusDetailsBasicV3`` on the
-Basic endpoint and for their WS twins (``InsertCorrespondenceV2``, ``GetCorrespondenceStatusDetailsV3``,
-the same bodies without ``systemUserName``/``systemPassword``). Requests declare the members the
+Declared for ``InsertCorrespondenceBasicV2``, ``GetCorrespondenceStatusDetailsBasicV3`` and
+``GetCorrespondenceStatusHistoryBasic`` on the Basic endpoint and for the WS twins of the first two
+(``InsertCorrespondenceV2``, ``GetCorrespondenceStatusDetailsV3``, the same bodies without
+``systemUserName``/``systemPassword``). ``GetCorrespondenceStatusHistoryBasic`` is a WCF message
+contract: its body elements are ``CorrespondenceStatusHistoryRequest``/``Result`` and its credentials
+are the ``SystemUserName``/``SystemPassword`` SOAP headers, which the served WSDL does not describe. Requests declare the members the
 mappings read; answers are declared in the namespaces and order the mappings emit, which are the
 original WSDL's. Enumerations are declared as ``string``.
 """
@@ -18,6 +21,7 @@ LINK_NS = "http://schemas.altinn.no/services/ServiceEngine/Correspondence/2009/1
 ATTACHMENT_NS = "http://www.altinn.no/services/ServiceEngine/ReporteeElementList/2010/10"
 STATUS_NS = "http://schemas.altinn.no/services/ServiceEngine/Correspondence/2016/02"
 STATUS_ITEM_NS = "http://schemas.altinn.no/services/ServiceEngine/Correspondence/2014/10"
+ARRAYS_NS = "http://schemas.microsoft.com/2003/10/Serialization/Arrays"
 
 _SYSTEM = (Field("systemUserName", min_occurs=1), Field("systemPassword", min_occurs=1))
 
@@ -128,6 +132,26 @@ _STATUS_RESULT = ComplexType(
 )
 
 
+_SENDERS_REFERENCES = ComplexType(
+    ARRAYS_NS, "ArrayOfstring", (Field("string", nillable=True, repeated=True),)
+)
+_STATUS_HISTORY = OperationContract(
+    request=ElementDecl(
+        SERVICE_NS,
+        "CorrespondenceStatusHistoryRequest",
+        (Field("CorrespondenceSendersReferences", _SENDERS_REFERENCES, nillable=True),),
+    ),
+    response=ElementDecl(
+        SERVICE_NS,
+        "CorrespondenceStatusHistoryResult",
+        (
+            Field("CorrespondenceStatusInformation", _STATUS_INFORMATION, nillable=True),
+            Field("SdpStatusInformation", nillable=True),
+        ),
+    ),
+)
+
+
 def _operation(name: str, request: tuple[Field, ...], result: ComplexType) -> OperationContract:
     return OperationContract(
         request=ElementDecl(SERVICE_NS, name, request),
@@ -150,4 +174,5 @@ CONTRACTS: dict[tuple[str, str], OperationContract] = {
     (_WS, "GetCorrespondenceStatusDetailsV3"): _operation(
         "GetCorrespondenceStatusDetailsV3", _STATUS_REQUEST, _STATUS_RESULT
     ),
+    (_BASIC, "GetCorrespondenceStatusHistoryBasic"): _STATUS_HISTORY,
 }

@@ -1,6 +1,7 @@
 """Legacy request/response types of the receipt operations the mappings implement (for served WSDLs).
 
-``GetReceiptBasicV2`` of ``ReceiptAgencyExternalBasic``: a ``ReceiptSearch`` in, a ``Receipt``
+``GetReceiptBasicV2`` of ``ReceiptAgencyExternalBasic`` and of ``ReceiptExternalBasic`` (end-user systems,
+broker receipts): a ``ReceiptSearch`` in, a ``Receipt``
 (namespace ``.../Receipt/2015/06``) out, members in WCF's alphabetical order. Enumerations are
 declared as ``string``; the mapping emits their legacy members.
 """
@@ -62,7 +63,25 @@ RECEIPT_EXTERNAL = ComplexType(
 )
 """The ``ReceiptExternal`` answer type, shared with the correspondence agency contracts."""
 
+_GET_RECEIPT_V2 = OperationContract(
+    request=ElementDecl(
+        SERVICE_NS,
+        "GetReceiptBasicV2",
+        (
+            Field("systemUserName", min_occurs=1),
+            Field("systemPassword", min_occurs=1),
+            Field("receipt", _RECEIPT_SEARCH, min_occurs=1),
+        ),
+    ),
+    response=ElementDecl(
+        SERVICE_NS,
+        "GetReceiptBasicV2Response",
+        (Field("GetReceiptBasicV2Result", _RECEIPT, nillable=True),),
+    ),
+)
+
 CONTRACTS: dict[tuple[str, str], OperationContract] = {
+    ("ReceiptExternalBasic", "GetReceiptBasicV2"): _GET_RECEIPT_V2,
     ("ReceiptAgencyExternalBasic", "GetReceiptBasicV2"): OperationContract(
         request=ElementDecl(
             SERVICE_NS,

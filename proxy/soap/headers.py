@@ -18,10 +18,14 @@ _CREDENTIAL_NAMES = frozenset({"systemusername", "systempassword", "security"})
 
 
 def with_header_fields(body: etree._Element, headers: Iterable[etree._Element]) -> etree._Element:
-    """``body``'s element with its small children and the non-credential header blocks (copies)."""
+    """``body``'s element with its structured or small children and the non-credential headers (copies).
+
+    A structured child (e.g. the ``CorrespondenceSendersReferences`` list of a status history
+    request) is kept; a large text leaf (a payload) is not.
+    """
     view = etree.Element(body.tag, nsmap=body.nsmap)  # type: ignore[arg-type]
     for child in body:
-        if isinstance(child.tag, str) and len(child) == 0 and len(child.text or "") <= 4096:
+        if isinstance(child.tag, str) and (len(child) > 0 or len(child.text or "") <= 4096):
             view.append(copy.deepcopy(child))
     for header in headers:
         if not isinstance(header.tag, str):

@@ -123,6 +123,21 @@ class Store(abc.ABC):
             raise not_found(kind, legacy_id)
         return guid
 
+    async def resolve_id_among(self, kind: str, legacy_id: int, owner_orgs: Iterable[str]) -> tuple[str, str]:
+        """``(guid, owner_org)`` of ``legacy_id`` when one of ``owner_orgs`` owns it, in one query.
+
+        For callers that act for several organisations and send an id without saying whose it is.
+        ``NotFound`` exactly as :meth:`resolve_id`: an id of an org outside ``owner_orgs`` (or no
+        org at all) is indistinguishable from one that does not exist.
+        """
+        check_kind(kind)
+        check_legacy_id(kind, legacy_id)
+        orgs = sorted({check_org(org) for org in owner_orgs})
+        found = await self._resolve_among(kind, legacy_id, orgs) if orgs else None
+        if found is None:
+            raise not_found(kind, legacy_id)
+        return found
+
     # -- idempotency -----------------------------------------------------------------------------
 
     async def begin(self, key: IdempotencyKey) -> Begun:
@@ -229,6 +244,12 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def _resolve(self, kind: str, legacy_id: int, owner_org: str) -> str | None: ...
+
+    @abc.abstractmethod
+    async def _resolve_among(
+        self, kind: str, legacy_id: int, owner_orgs: list[str]
+    ) -> tuple[str, str] | None:
+        """``(guid, owner_org)`` for a non-empty list of orgs; a legacy id has exactly one owner."""
 
     @abc.abstractmethod
     async def _insert_in_flight(

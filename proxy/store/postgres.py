@@ -234,6 +234,19 @@ class PostgresStore(Store):
             )
             return None if guid is None else str(guid)
 
+    async def _resolve_among(
+        self, kind: str, legacy_id: int, owner_orgs: list[str]
+    ) -> tuple[str, str] | None:
+        async with self._connection() as connection:
+            row = await connection.fetchrow(
+                "SELECT guid, owner_org FROM id_registry "
+                "WHERE legacy_id = $1 AND kind = $2 AND owner_org = ANY($3::text[])",
+                legacy_id,
+                kind,
+                owner_orgs,
+            )
+            return None if row is None else (str(row["guid"]), str(row["owner_org"]))
+
     # -- idempotency -----------------------------------------------------------------------------
 
     async def _insert_in_flight(

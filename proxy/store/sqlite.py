@@ -220,6 +220,20 @@ class SqliteStore(Store):
             row = await cursor.fetchone()
             return None if row is None else str(row[0])
 
+    async def _resolve_among(
+        self, kind: str, legacy_id: int, owner_orgs: list[str]
+    ) -> tuple[str, str] | None:
+        # Only "?" placeholders are interpolated; every value is bound as a parameter.
+        placeholders = ", ".join("?" for _ in owner_orgs)
+        async with self._session(write=False) as db:
+            cursor = await db.execute(
+                "SELECT guid, owner_org FROM id_registry "  # noqa: S608
+                f"WHERE legacy_id = ? AND kind = ? AND owner_org IN ({placeholders})",
+                (legacy_id, kind, *owner_orgs),
+            )
+            row = await cursor.fetchone()
+            return None if row is None else (str(row[0]), str(row[1]))
+
     # -- idempotency -----------------------------------------------------------------------------
 
     async def _insert_in_flight(

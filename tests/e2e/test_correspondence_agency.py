@@ -13,6 +13,9 @@ from typing import Any
 import pytest
 import zeep.exceptions
 
+from proxy.app import SERVICES
+from proxy.errors import StoreUnavailable
+from proxy.store.model import IdempotencyKey, ReceiptReference
 from tests.e2e.conftest import World, legacy_client
 
 SERVICE_OWNER = ("demo-so", "demo-so-password")
@@ -175,3 +178,48 @@ async def test_clients_built_from_the_proxys_own_wsdls_call_every_mapped_operati
         }
     assert answers["receipt"].ReceiptId == answers["ws"].ReceiptId
     assert [r.ReferenceValue for r in answers["receipt"].References.Reference] == ["served-ws"]
+
+
+def _send_until_answered(reference: Path, address: str, shipment: str) -> tuple[str, Any]:
+    agency = legacy_client(
+        _wsdl(reference, "CorrespondenceAgencyExternal", "CorrespondenceAgencyExternalBasic.wsdl"), address
+    )
+    with pytest.raises(zeep.exceptions.Fault) as lost:
+        agency.InsertCorrespondenceBasicV2(*SERVICE_OWNER, "TTD_DEMO", shipment, _correspondence())
+    resent = agency.InsertCorrespondenceBasicV2(*SERVICE_OWNER, "TTD_DEMO", shipment, _correspondence())
+    return str(lost.value.detail.findtext(".//{*}ErrorID")), resent
+
+
+async def test_a_crash_between_create_and_recording_the_answer_reuses_the_altinn3_correspondence(
+    world: World, reference: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = world.app[SERVICES].store
+    complete = store.complete
+    failures: list[IdempotencyKey] = []
+
+    async def complete_fails_once(key: IdempotencyKey, outcome: Any) -> None:
+        if not failures:
+            failures.append(key)
+            raise StoreUnavailable("the state store went away")
+        await complete(key, outcome)
+
+    monkeypatch.setattr(store, "complete", complete_fails_once)
+
+    lost_error_id, resent = await asyncio.to_thread(
+        _send_until_answered, reference, world.proxy_url + AGENCY, "shipment-crash-1"
+    )
+
+    assert lost_error_id == str(StoreUnavailable.error_id)
+    created = [
+        c
+        for c in world.fakes.correspondence.correspondences.values()
+        if c.request["sendersReference"] == "shipment-crash-1"
+    ]
+    assert len(created) == 1, "the resend created a second correspondence in Altinn 3"
+    assert created[0].idempotent_key is not None
+    assert resent.ReceiptStatusCode == "OK"
+    assert resent.ReceiptId == await store.allocate_id("receipt", str(created[0].id), "310000035")
+    receipts = await store.find_receipts(
+        "310000035", ReceiptReference("ExternalShipmentReference", "shipment-crash-1")
+    )
+    assert [r.receipt_id for r in receipts] == [resent.ReceiptId]

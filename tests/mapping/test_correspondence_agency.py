@@ -38,6 +38,7 @@ from proxy.mapping.calls import (
     SaveReceipt,
 )
 from proxy.mapping.dryrun import drive
+from proxy.mapping.expressions import uuid5
 from tests.mapping.helpers import MAPPINGS, canonical, run
 
 SERVICE = "CorrespondenceAgencyExternalBasic"
@@ -192,6 +193,8 @@ def test_without_attachments_makes_one_json_call_and_returns_the_receipt(
             "dueDateTime": "2022-10-20T13:15:05.000Z",
         },
         "recipients": ["urn:altinn:organization:identifier-no:910000000"],
+        # Altinn 3's own idempotency: derived from the caller and the ExternalShipmentReference.
+        "idempotentKey": uuid5("ttd-system\nshipment-42"),
     }
     assert altinn3_contract.checked == 1
     assert canonical(answer.xml) == canonical(EXPECTED_RECEIPT)
@@ -273,7 +276,7 @@ def test_upstream_failures_go_through_the_fault_table(
 
 def test_an_operation_without_mapping_is_not_translated(engine: Engine, reference: Path) -> None:
     request = OperationRequest(
-        SERVICE, "GetCorrespondenceStatusHistoryBasic", _request(reference), SERVICE_OWNER
+        SERVICE, "CreateSimpleCorrespondenceServiceBasic", _request(reference), SERVICE_OWNER
     )
     with pytest.raises(OperationNotTranslated):
         engine.start(request)
@@ -328,3 +331,25 @@ def test_the_ws_twin_is_the_same_translation_under_its_own_names(engine: Engine,
     ]
     expected = EXPECTED_RECEIPT.replace(b"InsertCorrespondenceBasicV2", b"InsertCorrespondenceV2")
     assert canonical(answer.xml) == canonical(expected)
+
+
+def test_a_409_for_the_idempotent_key_answers_with_the_correspondence_altinn3_already_holds(
+    engine: Engine, reference: Path, altinn3_contract: Any
+) -> None:
+    key = uuid5("ttd-system\nshipment-42")
+
+    def answers(request: PlanRequest) -> Any:
+        if isinstance(request, Altinn3Call) and request.step == "create":
+            return Altinn3Response(409, json={"status": 409, "errorCode": 1034})
+        if isinstance(request, Altinn3Call) and request.step == "existing":
+            return Altinn3Response(200, json={"ids": [CORRESPONDENCE_ID]})
+        return _answers(request)
+
+    request = OperationRequest(SERVICE, OPERATION, _request(reference), SERVICE_OWNER)
+    answer, seen = run(engine.start(request), answers, altinn3_contract)
+
+    calls = [r for r in seen if isinstance(r, Altinn3Call)]
+    assert [c.step for c in calls] == ["create", "existing"]
+    assert (calls[0].accept_status, calls[0].body.value["idempotentKey"]) == (frozenset({409}), key)  # type: ignore[union-attr]
+    assert dict(calls[1].query) == {"resourceId": RESOURCE, "role": "Sender", "idempotentKey": key}
+    assert canonical(answer.xml) == canonical(EXPECTED_RECEIPT)

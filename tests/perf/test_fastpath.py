@@ -170,3 +170,21 @@ def test_xml_templates_escape_and_finalize_as_jinja_does() -> None:
 
 def test_templates_with_blocks_are_left_to_jinja() -> None:
     assert fast_template(XML, "{% for x in fields.links %}{{ x.url }}{% endfor %}") is None
+
+
+def test_field_paths_find_what_the_child_walk_finds() -> None:
+    from lxml import etree
+
+    from proxy.mapping.fields import _walk, compile_field
+
+    body = etree.fromstring(
+        b'<Op xmlns="urn:op" xmlns:c="urn:c"><c:A><c:B>1</c:B><B>2</B></c:A><A><b:B xmlns:b="urn:b">3</b:B>'
+        b"</A><A xmlns=''><B>4</B><B/></A><X><A><B>no</B></A></X></Op>"
+    )
+    many = compile_field("b", "A/B", many=True)
+    one = compile_field("b", "A/B")
+    walked = [element.text for element in _walk(body, many.steps)]
+    assert walked == ["1", "2", "3", "4", None]
+    assert many.read(body) == ["1", "2", "3", "4", None]
+    assert one.read(body) == "1"
+    assert compile_field("x", "Missing/B").read(body) is None

@@ -1,0 +1,107 @@
+"""The manifest shim end to end: a routing entry with ``manifest_shim: true`` puts manifest.xml in the ZIP."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import shutil
+import zipfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from lxml import etree
+
+from proxy.app import create_app
+from proxy.broker.manifest import MANIFEST_NAMESPACE
+from proxy.sandbox.broker_model import FileTransferStatus
+from proxy.sandbox.world import (
+    SandboxKeys,
+    default_mappings_dir,
+    sandbox_settings,
+    start_fakes,
+    write_sandbox_files,
+)
+from tests.e2e.conftest import World
+from tests.e2e.test_broker import (
+    BASIC,
+    RECIPIENT,
+    SENDER,
+    STREAMED,
+    _initiate,
+    _upload,
+    _wsdls,
+    legacy_client,
+)
+
+pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
+
+
+@pytest.fixture
+async def shim_world(
+    tmp_path: Path, altinn3_contract: Any, sandbox_keys: SandboxKeys
+) -> AsyncIterator[World]:
+    """The sandbox world with the demo broker service's routing entry switched to the manifest shim."""
+    mappings = tmp_path / "mappings"
+    mappings.mkdir()
+    shutil.copy(default_mappings_dir() / "broker.yaml", mappings / "broker.yaml")
+    async with start_fakes(tmp_path, observer=altinn3_contract, keys=sandbox_keys) as fakes:
+        await asyncio.to_thread(write_sandbox_files, tmp_path, fakes.keys)
+        settings = sandbox_settings(fakes, tmp_path, port=0, mappings_dir=mappings)
+        shimmed = tuple(route.model_copy(update={"manifest_shim": True}) for route in settings.routing.broker)
+        routing = settings.routing.model_copy(update={"broker": shimmed})
+        settings = settings.model_copy(update={"routing": routing})
+        app = create_app(settings)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            port = runner.addresses[0][1]
+            yield World(fakes, settings, app, f"http://127.0.0.1:{port}", tmp_path)
+        finally:
+            await runner.cleanup()
+
+
+async def test_download_carries_a_fresh_manifest(shim_world: World, reference: os.PathLike[str]) -> None:
+    basic_wsdl, streamed_wsdl = _wsdls(reference)
+    original = io.BytesIO()
+    with zipfile.ZipFile(original, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("data/report.xml", b"<report>" + os.urandom(200_000).hex().encode() + b"</report>")
+        archive.writestr("manifest.xml", b"<stale/>")
+
+    def send() -> str:
+        basic = legacy_client(basic_wsdl, shim_world.proxy_url + BASIC)
+        streamed = legacy_client(streamed_wsdl, shim_world.proxy_url + STREAMED)
+        file_reference = _initiate(basic, SENDER, RECIPIENT[2], "ref-manifest")
+        _upload(streamed, SENDER, file_reference, original.getvalue())
+        return file_reference
+
+    file_reference = await asyncio.to_thread(send)
+    broker = shim_world.fakes.broker
+    await broker.wait_until(
+        lambda: all(t.status is FileTransferStatus.PUBLISHED for t in broker.transfers.values())
+    )
+
+    def receive() -> bytes:
+        streamed = legacy_client(streamed_wsdl, shim_world.proxy_url + STREAMED)
+        user, password, org = RECIPIENT
+        data: bytes = streamed.DownloadFileStreamedBasic(user, password, file_reference, org)
+        return data
+
+    data = await asyncio.to_thread(receive)
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert archive.namelist() == ["data/report.xml", "manifest.xml"]
+        with zipfile.ZipFile(original) as sent:
+            assert archive.read("data/report.xml") == sent.read("data/report.xml")
+        manifest = etree.fromstring(archive.read("manifest.xml"))
+    ns = {"m": MANIFEST_NAMESPACE}
+    assert manifest.findtext("m:ExternalServiceCode", namespaces=ns) == "4712"
+    assert manifest.findtext("m:ExternalServiceEditionCode", namespaces=ns) == "1"
+    assert manifest.findtext("m:Reportee", namespaces=ns) == SENDER[2]
+    assert manifest.findtext("m:SendersReference", namespaces=ns) == "ref-manifest"
+    assert manifest.findtext("m:FileList/m:File/m:FileName", namespaces=ns) == "payload.zip"
+    assert manifest.findtext("m:PropertyList/m:Property/m:PropertyKey", namespaces=ns) == "kind"

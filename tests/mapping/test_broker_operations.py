@@ -1,0 +1,304 @@
+"""Broker operations with no server: legacy request in → Altinn 3 calls out (each judged by Altinn's
+published contract) → canned Altinn 3 answers in → legacy XML out, compared after C14N."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from lxml import etree
+
+from proxy.errors import Conflict, NotFound, ProxyError, UpstreamError
+from proxy.identity.principal import CallerKind, OrgGrant, Principal
+from proxy.mapping import Engine, MappingSet, OperationRequest, Route, RoutingTable, load_mapping_set
+from proxy.mapping.calls import Altinn3Call, Altinn3Response, CallBatch, JsonBody, LoadReceipts, PlanRequest
+from tests.mapping.helpers import MAPPINGS, canonical, run
+
+NS = "http://www.altinn.no/services/ServiceEngine/Broker/2015/06"
+BE = "http://schemas.altinn.no/services/ServiceEngine/Broker/2015/06"
+RECEIPT_NS = "http://www.altinn.no/services/Intermediary/Receipt/2009/10"
+RECEIPT_2015 = "http://schemas.altinn.no/services/Intermediary/Receipt/2015/06"
+FILE_ID = "6f1c2b1e-0c55-4f39-a6b5-0a3e4c7d9e01"
+NOW = datetime(2026, 8, 21, 10, 0, tzinfo=UTC)
+SENDER = Principal("eus", CallerKind.END_USER_SYSTEM, orgs={"310000019": OrgGrant("310000019")})
+RECIPIENT = Principal("eus2", CallerKind.END_USER_SYSTEM, orgs={"310000027": OrgGrant("310000027")})
+
+
+def _overview(status: str = "Published", recipient_status: str = "Initialized") -> dict[str, Any]:
+    return {
+        "fileTransferId": FILE_ID,
+        "resourceId": "ttd-broker-4712",
+        "fileName": "data.zip",
+        "fileTransferSize": 42,
+        "fileTransferStatus": status,
+        "fileTransferStatusChanged": "2026-01-01T10:00:05+00:00",
+        "sender": "0192:310000019",
+        "sendersFileTransferReference": "ref-1",
+        "created": "2026-01-01T10:00:00+00:00",
+        "published": "2026-01-01T10:00:05+00:00",
+        "propertyList": {"kind": "test"},
+        "recipients": [
+            {"recipient": "0192:310000027", "currentRecipientFileTransferStatusCode": recipient_status}
+        ],
+        "fileTransferStatusHistory": [
+            {"fileTransferStatus": "Initialized", "fileTransferStatusChanged": "2026-01-01T10:00:00+00:00"},
+            {"fileTransferStatus": status, "fileTransferStatusChanged": "2026-01-01T10:00:05+00:00"},
+        ],
+    }
+
+
+@pytest.fixture(scope="module")
+def mapping_set() -> MappingSet:
+    return load_mapping_set(MAPPINGS)
+
+
+def _engine(mapping_set: MappingSet, *, shim: bool = False) -> Engine:
+    route = Route("4712", "1", broker_resource="ttd-broker-4712", manifest_shim=shim)
+    return Engine(lambda: mapping_set, RoutingTable.of([route]), clock=lambda: NOW)
+
+
+def _xml(text: str) -> etree._Element:
+    return etree.fromstring(text.encode())
+
+
+def test_initiate_posts_the_manifest_as_a_file_transfer(
+    mapping_set: MappingSet, altinn3_contract: Any
+) -> None:
+    body = _xml(f"""
+      <InitiateBrokerServiceBasic xmlns="{NS}" xmlns:b="{BE}">
+        <brokerServiceInitiation><b:Manifest>
+          <b:ExternalServiceCode>4712</b:ExternalServiceCode><b:ExternalServiceEditionCode>1</b:ExternalServiceEditionCode>
+          <b:FileList><b:File><b:FileName>data.zip</b:FileName></b:File></b:FileList>
+          <b:PropertyList><b:Property><b:PropertyKey>k</b:PropertyKey><b:PropertyValue>v</b:PropertyValue></b:Property></b:PropertyList>
+          <b:Reportee>310000019</b:Reportee><b:SendersReference>ref-1</b:SendersReference>
+        </b:Manifest>
+        <b:RecipientList><b:Recipient><b:PartyNumber>310000027</b:PartyNumber></b:Recipient>
+          <b:Recipient><b:PartyNumber>310000035</b:PartyNumber></b:Recipient></b:RecipientList>
+        </brokerServiceInitiation>
+      </InitiateBrokerServiceBasic>""")
+    request = OperationRequest("BrokerServiceExternalBasic", "InitiateBrokerServiceBasic", body, SENDER)
+
+    answer, seen = run(
+        _engine(mapping_set).start(request),
+        lambda _: Altinn3Response(200, json={"fileTransferId": FILE_ID}),
+        altinn3_contract,
+    )
+
+    (call,) = seen
+    assert isinstance(call, Altinn3Call)
+    assert (call.method, call.path) == ("POST", "/broker/api/v1/filetransfer")
+    assert isinstance(call.body, JsonBody)
+    assert call.body.value == {
+        "fileName": "data.zip",
+        "resourceId": "ttd-broker-4712",
+        "sender": "0192:310000019",
+        "recipients": ["0192:310000027", "0192:310000035"],
+        "sendersFileTransferReference": "ref-1",
+        "propertyList": {"k": "v"},
+    }
+    assert "altinn:broker.write" in call.token.scopes
+    assert canonical(answer.xml) == canonical(
+        f"<InitiateBrokerServiceBasicResponse xmlns='{NS}'>"
+        f"<InitiateBrokerServiceBasicResult>{FILE_ID}</InitiateBrokerServiceBasicResult>"
+        "</InitiateBrokerServiceBasicResponse>".encode()
+    )
+
+
+def test_available_files_lists_published_transfers_for_the_recipient(
+    mapping_set: MappingSet, altinn3_contract: Any
+) -> None:
+    body = _xml(f"""
+      <GetAvailableFilesBasic xmlns="{NS}" xmlns:b="{BE}"><searchParameters>
+        <b:ExternalServiceCode>4712</b:ExternalServiceCode><b:ExternalServiceEditionCode>1</b:ExternalServiceEditionCode>
+        <b:FileStatus>Uploaded</b:FileStatus><b:Reportee>310000027</b:Reportee>
+      </searchParameters></GetAvailableFilesBasic>""")
+    request = OperationRequest("BrokerServiceExternalBasic", "GetAvailableFilesBasic", body, RECIPIENT)
+
+    def answers(request: PlanRequest) -> Any:
+        if isinstance(request, CallBatch):
+            return tuple(Altinn3Response(200, json=_overview()) for _ in request.calls)
+        return Altinn3Response(200, json=[FILE_ID])
+
+    answer, seen = run(_engine(mapping_set).start(request), answers, altinn3_contract)
+
+    search = seen[0]
+    assert isinstance(search, Altinn3Call)
+    assert search.query == (("resourceId", "ttd-broker-4712"), ("role", "Recipient"), ("status", "Published"))
+    assert isinstance(seen[1], CallBatch)
+    assert [c.path for c in seen[1].calls] == [f"/broker/api/v1/filetransfer/{FILE_ID}"]
+    assert altinn3_contract.checked == 2
+    assert canonical(answer.xml) == canonical(
+        f"""<GetAvailableFilesBasicResponse xmlns="{NS}">
+          <GetAvailableFilesBasicResult xmlns:a="{BE}" xmlns:i="http://www.w3.org/2001/XMLSchema-instance">
+            <a:BrokerServiceAvailableFile>
+              <a:ExternalServiceCode>4712</a:ExternalServiceCode>
+              <a:ExternalServiceEditionCode>1</a:ExternalServiceEditionCode>
+              <a:FileName>data.zip</a:FileName>
+              <a:FileReference>{FILE_ID}</a:FileReference>
+              <a:FileSize>42</a:FileSize>
+              <a:FileStatus>Uploaded</a:FileStatus>
+              <a:IsSftpDownloadOnly>false</a:IsSftpDownloadOnly>
+              <a:ReceiptID>0</a:ReceiptID>
+              <a:Reportee>310000019</a:Reportee>
+              <a:SendersReference>ref-1</a:SendersReference>
+              <a:SentDate>2026-01-01T11:00:05.000</a:SentDate>
+            </a:BrokerServiceAvailableFile>
+          </GetAvailableFilesBasicResult>
+        </GetAvailableFilesBasicResponse>""".encode()
+    )
+
+
+def test_confirm_downloaded_posts_confirmdownload(mapping_set: MappingSet, altinn3_contract: Any) -> None:
+    body = _xml(
+        f"<ConfirmDownloadedBasic xmlns='{NS}'><fileReference>{FILE_ID}</fileReference>"
+        "<reportee>310000027</reportee></ConfirmDownloadedBasic>"
+    )
+    request = OperationRequest("BrokerServiceExternalBasic", "ConfirmDownloadedBasic", body, RECIPIENT)
+
+    answer, seen = run(_engine(mapping_set).start(request), lambda _: Altinn3Response(200), altinn3_contract)
+
+    assert [(c.method, c.path) for c in seen if isinstance(c, Altinn3Call)] == [
+        ("POST", f"/broker/api/v1/filetransfer/{FILE_ID}/confirmdownload")
+    ]
+    assert canonical(answer.xml) == canonical(f"<ConfirmDownloadedBasicResponse xmlns='{NS}'/>".encode())
+
+
+def _download(mapping_set: MappingSet, shim: bool, payload: bytes, observer: Any) -> tuple[Any, list[Any]]:
+    body = _xml(
+        f"<DownloadFileStreamedBasic xmlns='{NS}'><fileReference>{FILE_ID}</fileReference>"
+        "<reportee>310000027</reportee></DownloadFileStreamedBasic>"
+    )
+    request = OperationRequest(
+        "BrokerServiceExternalBasicStreamed", "DownloadFileStreamedBasic", body, RECIPIENT
+    )
+
+    async def stream() -> AsyncIterator[bytes]:
+        for index in range(0, len(payload), 1000):
+            yield payload[index : index + 1000]
+
+    def answers(call: PlanRequest) -> Any:
+        assert isinstance(call, Altinn3Call)
+        if call.path.endswith("/download"):
+            return Altinn3Response(200, stream=stream())
+        return Altinn3Response(200, json=_overview())
+
+    return run(_engine(mapping_set, shim=shim).start(request), answers, observer)
+
+
+async def _collect(stream: Any) -> bytes:
+    return b"".join([chunk async for chunk in stream])
+
+
+async def test_download_streams_the_file_unchanged_without_the_shim(
+    mapping_set: MappingSet, altinn3_contract: Any
+) -> None:
+    payload = b"not even a zip" * 500
+    answer, seen = _download(mapping_set, False, payload, altinn3_contract)
+
+    assert [c.path for c in seen] == [
+        f"/broker/api/v1/filetransfer/{FILE_ID}",
+        f"/broker/api/v1/filetransfer/{FILE_ID}/download",
+    ]
+    assert await _collect(answer.stream) == payload
+
+
+async def test_download_gets_a_manifest_with_the_shim(mapping_set: MappingSet, altinn3_contract: Any) -> None:
+    sink = io.BytesIO()
+    with zipfile.ZipFile(sink, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("a.txt", b"hello" * 2000)
+    answer, _ = _download(mapping_set, True, sink.getvalue(), altinn3_contract)
+
+    with zipfile.ZipFile(io.BytesIO(await _collect(answer.stream))) as archive:
+        assert archive.read("a.txt") == b"hello" * 2000
+        manifest = etree.fromstring(archive.read("manifest.xml"))
+    assert manifest.findtext(f"{{{BE.replace('schemas', 'schema')}}}ExternalServiceCode") == "4712"
+
+
+def _upload_plan(mapping_set: MappingSet) -> Any:
+    body = _xml(
+        f"<StreamedPayloadBasicBE xmlns='{NS}'><FileName>data.zip</FileName><Reference>{FILE_ID}</Reference>"
+        "<Reportee>310000019</Reportee><DataStream/></StreamedPayloadBasicBE>"
+    )
+
+    async def data() -> AsyncIterator[bytes]:
+        yield b"PK"
+
+    request = OperationRequest(
+        "BrokerServiceExternalBasicStreamed",
+        "UploadFileStreamedBasic",
+        body,
+        SENDER,
+        streams={"attachment": data()},
+    )
+    return _engine(mapping_set).start(request)
+
+
+@pytest.mark.parametrize(
+    ("error_code", "status", "error", "error_id"),
+    [("BRO-00004", 409, Conflict, 40208), ("BRO-00006", 401, ProxyError, 40213)],
+)
+def test_upload_faults_follow_the_legacy_codes(
+    mapping_set: MappingSet, error_code: str, status: int, error: type[ProxyError], error_id: int
+) -> None:
+    plan = _upload_plan(mapping_set)
+    call = plan.send(None)
+    assert isinstance(call, Altinn3Call)
+    assert call.path == f"/broker/api/v1/filetransfer/{FILE_ID}/upload"
+    with pytest.raises(error) as raised:
+        plan.throw(UpstreamError("refused", status=status, error_code=error_code))
+    assert raised.value.error_id == error_id
+
+
+def _receipt_request(value: str, receipt_id: str | None = None) -> OperationRequest:
+    identifier = f"<r:ReceiptId>{receipt_id}</r:ReceiptId>" if receipt_id else ""
+    body = _xml(
+        f"<GetReceiptBasicV2 xmlns='{RECEIPT_NS}' xmlns:r='{RECEIPT_2015}'><receipt>{identifier}"
+        "<r:References><r:Reference><r:ReferenceType>SendersReference</r:ReferenceType>"
+        f"<r:ReferenceValue>{value}</r:ReferenceValue></r:Reference></r:References></receipt></GetReceiptBasicV2>"
+    )
+    return OperationRequest("ReceiptExternalBasic", "GetReceiptBasicV2", body, SENDER)
+
+
+@pytest.mark.parametrize(
+    ("status", "expected_status", "text"),
+    [
+        (
+            "Published",
+            "OK",
+            f"Upload of file {FILE_ID} was successful. Recipients can now download the file.",
+        ),
+        ("UploadProcessing", "NotSet", f"Upload of file {FILE_ID} is being processed."),
+        ("Failed", "Rejected", "File failed during upload processing in Altinn 3."),
+    ],
+)
+def test_broker_receipt_is_synthesised_from_the_transfer_details(
+    mapping_set: MappingSet, altinn3_contract: Any, status: str, expected_status: str, text: str
+) -> None:
+    answer, seen = run(
+        _engine(mapping_set).start(_receipt_request(FILE_ID.upper())),
+        lambda _: Altinn3Response(200, json=_overview(status)),
+        altinn3_contract,
+    )
+
+    assert [c.path for c in seen] == [f"/broker/api/v1/filetransfer/{FILE_ID}/details"]
+    receipt = answer.element()
+    ns = {"a": RECEIPT_2015}
+    assert receipt.findtext(".//a:ReceiptId", namespaces=ns) == "0"
+    assert receipt.findtext(".//a:ReceiptStatus", namespaces=ns) == expected_status
+    assert receipt.findtext(".//a:ReceiptText", namespaces=ns) == text
+    assert receipt.findtext(".//a:ReceiptType", namespaces=ns) == "BrokerService"
+    subs = receipt.findall(".//a:SubReceipts/a:Receipt", namespaces=ns)
+    assert len(subs) == (1 if expected_status == "OK" else 0)
+
+
+def test_a_reference_that_is_no_file_reference_is_looked_up_in_the_store(mapping_set: MappingSet) -> None:
+    plan = _engine(mapping_set).start(_receipt_request("my-own-reference"))
+    request = plan.send(None)
+    assert isinstance(request, LoadReceipts)
+    assert request.reference == ("SendersReference", "my-own-reference")
+    with pytest.raises(NotFound):
+        plan.throw(NotFound("no receipt matches the search", error_id=30008))
