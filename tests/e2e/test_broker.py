@@ -17,7 +17,6 @@ from tests.e2e.conftest import World, legacy_client
 SENDER = ("demo-eus", "demo-eus-password", "310000019")
 RECIPIENT = ("demo-eus2", "demo-eus2-password", "310000027")
 # proxy/web/middleware.py stores the request id under a str key (aiohttp >= 3.12 warns about it).
-pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
 
 BASIC = "/ServiceEngineExternal/BrokerServiceExternalBasic.svc"
 STREAMED = "/ServiceEngineExternal/BrokerServiceExternalBasicStreamed.svc"

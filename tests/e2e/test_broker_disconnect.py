@@ -24,8 +24,6 @@ from proxy.sandbox.broker_model import FileTransferStatus, InitializeRequest, Re
 from proxy.sandbox.world import default_mappings_dir
 from tests.e2e.conftest import World
 
-pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
-
 NS = "http://www.altinn.no/services/ServiceEngine/Broker/2015/06"
 STREAMED = "/ServiceEngineExternal/BrokerServiceExternalBasicStreamed.svc"
 SENDER, RECIPIENT = fixtures.SYSTEM_USER_ORGS

@@ -37,8 +37,6 @@ from tests.e2e.test_broker import (
     legacy_client,
 )
 
-pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
-
 
 @pytest.fixture
 async def shim_world(

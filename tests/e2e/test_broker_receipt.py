@@ -15,7 +15,6 @@ from proxy.sandbox.world import default_mappings_dir
 from tests.e2e.conftest import World, legacy_client
 from tests.e2e.test_broker import BASIC, RECIPIENT, SENDER, STREAMED, _initiate, _upload, _wsdls
 
-pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
 RECEIPTS = "/IntermediaryExternal/ReceiptExternalBasic.svc"
 
 

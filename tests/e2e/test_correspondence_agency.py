@@ -24,7 +24,6 @@ REPORTEE = "310000019"
 AGENCY = "/ServiceEngineExternal/CorrespondenceAgencyExternalBasic.svc"
 RECEIPTS = "/IntermediaryExternal/ReceiptAgencyExternalBasic.svc"
 ATTACHMENTS = {"vedtak.pdf": b"%PDF-1.4 vedtak", "vedlegg.txt": b"vedlegg\n"}
-pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
 
 
 def _wsdl(reference: Path, family: str, name: str) -> Path:

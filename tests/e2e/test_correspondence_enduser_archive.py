@@ -6,8 +6,6 @@ import asyncio
 import os
 from typing import Any
 
-import pytest
-
 from tests.e2e.conftest import World, legacy_client
 from tests.e2e.test_correspondence_flow import (
     AGENCY,
@@ -18,8 +16,6 @@ from tests.e2e.test_correspondence_flow import (
     _inbox,
     _insert,
 )
-
-pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
 
 
 async def test_archive_moves_the_dialog_to_the_archive(world: World, reference: os.PathLike[str]) -> None:

@@ -29,7 +29,6 @@ INBOX = "/ServiceEngineExternal/ReporteeElementListExternalBasic.svc"
 CORRESPONDENCE = "/ServiceEngineExternal/CorrespondenceExternalBasic.svc"
 ATTACHMENTS = {"first.txt": b"first attachment\n", "second.bin": bytes(range(256))}
 # proxy/web/middleware.py stores the request id under a str key (aiohttp >= 3.12 warns about it).
-pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
 
 
 def _agency_wsdl(reference: os.PathLike[str]) -> Path:

@@ -29,7 +29,6 @@ SINGLE = ("demo-eus", "demo-eus-password")
 AGENCY = "/ServiceEngineExternal/CorrespondenceAgencyExternalBasic.svc"
 INBOX = "/ServiceEngineExternal/ReporteeElementListExternalBasic.svc"
 CORRESPONDENCE = "/ServiceEngineExternal/CorrespondenceExternalBasic.svc"
-pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
 
 
 def _add_caller_for_both_orgs(workdir: Path) -> None:

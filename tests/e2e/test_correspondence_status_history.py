@@ -18,7 +18,6 @@ from tests.e2e.conftest import World, legacy_client
 SERVICE_OWNER = {"SystemUserName": "demo-so", "SystemPassword": "demo-so-password"}
 REPORTEES = {"history-a": "310000019", "history-b": "310000027"}
 AGENCY = "/ServiceEngineExternal/CorrespondenceAgencyExternalBasic.svc"
-pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
 
 
 def _agency(reference: Path, address: str) -> Any:
