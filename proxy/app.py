@@ -29,6 +29,7 @@ from proxy.identity.credentials import CredentialStore
 from proxy.identity.lockout import LockoutPolicy
 from proxy.identity.principal import LegacyCredentials, OrgGrant, Principal
 from proxy.identity.reportee import authorize, parse_reportee
+from proxy.identity.verified import VerifiedPasswords
 from proxy.mapping.calls import BaseUrls
 from proxy.mapping.engine import Engine, OperationRequest
 from proxy.mapping.registry import MappingRegistry
@@ -256,6 +257,7 @@ def _services_context(readiness: Readiness) -> Any:
                     lock_after_failures=settings.identity.lockout_failures,
                     lock_seconds=settings.identity.lockout_seconds,
                 ),
+                verified=VerifiedPasswords(ttl=settings.identity.remember_password_seconds),
             )
             signing = await asyncio.to_thread(signing_material, settings)
             tokens = TokenProvider(maskinporten_config(settings, signing), session)

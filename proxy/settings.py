@@ -242,6 +242,10 @@ class Identity(_Section):
     trusted_proxies: tuple[str, ...] = ()
     lockout_failures: Annotated[int, Field(gt=0)] = 5
     lockout_seconds: Annotated[float, Field(gt=0)] = 300.0
+    #: How long a successful password check is remembered (as an HMAC under a per-process key,
+    #: never the password), so that legacy clients, which send their password on every call, do not
+    #: cost an scrypt run per call. 0 runs scrypt every time.
+    remember_password_seconds: Annotated[float, Field(ge=0)] = 300.0
 
     @field_validator("credentials_file", "client_ca_file")
     @classmethod
