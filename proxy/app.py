@@ -45,6 +45,7 @@ from proxy.soap.xmlsafe import XmlLimits
 from proxy.store import Store, StoreOptions, open_store
 from proxy.web.health import Readiness, add_health_routes
 from proxy.web.middleware import request_context
+from proxy.web.soap import Authenticator as SoapAuthenticator
 from proxy.web.soap import OperationHandler, SoapConfig, SoapContext, add_soap_routes
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -161,7 +162,7 @@ class MappedOperations(Mapping[tuple[str, str], OperationHandler]):
         return SoapReply(answer.element(), stream=answer.stream)
 
 
-def _authenticate_with(app: web.Application) -> Any:
+def _authenticate_with(app: web.Application) -> SoapAuthenticator:
     async def authenticate(credentials: LegacyCredentials, call: SoapCall, peer: str | None) -> Principal:
         return await app[SERVICES].authenticator.authenticate(credentials, peer or "unknown")
 
