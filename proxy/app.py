@@ -159,6 +159,8 @@ class MappedOperations(Mapping[tuple[str, str], OperationHandler]):
             close = getattr(call.attachment, "aclose", None)
             if close is not None:
                 await close()
+        if answer.stream is None:
+            return SoapReply(None, xml=answer.xml)  # spliced into the envelope, not parsed again
         return SoapReply(answer.element(), stream=answer.stream)
 
 

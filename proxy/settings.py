@@ -145,6 +145,9 @@ class Store(_Section):
     #: File holding the PostgreSQL password (kept out of the URL).
     password_file: Path | None = None
     idempotency_retention_hours: Annotated[float, Field(gt=0)] = 72.0
+    #: How long an in-flight submission holds its idempotency claim. After a crash, a resend of a
+    #: submission that was in flight answers "in progress" until the claim's lease has run out.
+    idempotency_lease_seconds: Annotated[float, Field(gt=0)] = 300.0
 
     @field_validator("password_file")
     @classmethod
