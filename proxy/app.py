@@ -249,7 +249,8 @@ def _services_context(readiness: Readiness) -> Any:
             store = await open_store(
                 await asyncio.to_thread(store_url, settings),
                 StoreOptions(
-                    idempotency_retention=timedelta(hours=settings.store.idempotency_retention_hours)
+                    idempotency_retention=timedelta(hours=settings.store.idempotency_retention_hours),
+                    idempotency_lease=timedelta(seconds=settings.store.idempotency_lease_seconds),
                 ),
             )
             stack.push_async_callback(store.close)
