@@ -5,15 +5,16 @@ Declared for ``InsertCorrespondenceBasicV2``, ``GetCorrespondenceStatusDetailsBa
 (``InsertCorrespondenceV2``, ``GetCorrespondenceStatusDetailsV3``, the same bodies without
 ``systemUserName``/``systemPassword``). ``GetCorrespondenceStatusHistoryBasic`` is a WCF message
 contract: its body elements are ``CorrespondenceStatusHistoryRequest``/``Result`` and its credentials
-are the ``SystemUserName``/``SystemPassword`` SOAP headers, which the served WSDL does not describe. Requests declare the members the
-mappings read; answers are declared in the namespaces and order the mappings emit, which are the
-original WSDL's. Enumerations are declared as ``string``.
+are the ``SystemUserName``/``SystemPassword`` SOAP headers, which the served WSDL does not describe.
+Requests declare the members the mappings read; answers are declared in the namespaces and order
+the mappings emit, which are the original WSDL's. Enumerations are declared as ``string``.
 """
 
 from __future__ import annotations
 
 from proxy.soap.contracts import ComplexType, ElementDecl, Field, OperationContract
 from proxy.soap.contracts_receipt import RECEIPT_EXTERNAL
+from proxy.soap.contracts_twins import Signature, basic_and_ws
 
 SERVICE_NS = "http://www.altinn.no/services/ServiceEngine/Correspondence/2009/10"
 INSERT_NS = "http://schemas.altinn.no/services/ServiceEngine/Correspondence/2010/10"
@@ -152,27 +153,20 @@ _STATUS_HISTORY = OperationContract(
 )
 
 
-def _operation(name: str, request: tuple[Field, ...], result: ComplexType) -> OperationContract:
-    return OperationContract(
-        request=ElementDecl(SERVICE_NS, name, request),
-        response=ElementDecl(SERVICE_NS, f"{name}Response", (Field(f"{name}Result", result, nillable=True),)),
-    )
-
-
 _BASIC = "CorrespondenceAgencyExternalBasic"
 _WS = "CorrespondenceAgencyExternal"
-_STATUS_REQUEST = (Field("filterCriteria", _FILTER, min_occurs=1),)
+_INSERT_V2 = Signature(SERVICE_NS, _INSERT_FIELDS, RECEIPT_EXTERNAL, credentials=_SYSTEM)
+_STATUS_DETAILS_V3 = Signature(
+    SERVICE_NS, (Field("filterCriteria", _FILTER, min_occurs=1),), _STATUS_RESULT, credentials=_SYSTEM
+)
 
 CONTRACTS: dict[tuple[str, str], OperationContract] = {
-    (_BASIC, "InsertCorrespondenceBasicV2"): _operation(
-        "InsertCorrespondenceBasicV2", (*_SYSTEM, *_INSERT_FIELDS), RECEIPT_EXTERNAL
+    **basic_and_ws(_INSERT_V2, (_BASIC, "InsertCorrespondenceBasicV2"), (_WS, "InsertCorrespondenceV2")),
+    **basic_and_ws(
+        _STATUS_DETAILS_V3,
+        (_BASIC, "GetCorrespondenceStatusDetailsBasicV3"),
+        (_WS, "GetCorrespondenceStatusDetailsV3"),
     ),
-    (_WS, "InsertCorrespondenceV2"): _operation("InsertCorrespondenceV2", _INSERT_FIELDS, RECEIPT_EXTERNAL),
-    (_BASIC, "GetCorrespondenceStatusDetailsBasicV3"): _operation(
-        "GetCorrespondenceStatusDetailsBasicV3", (*_SYSTEM, *_STATUS_REQUEST), _STATUS_RESULT
-    ),
-    (_WS, "GetCorrespondenceStatusDetailsV3"): _operation(
-        "GetCorrespondenceStatusDetailsV3", _STATUS_REQUEST, _STATUS_RESULT
-    ),
+    # A message contract, and the catalogue has no WS twin of it.
     (_BASIC, "GetCorrespondenceStatusHistoryBasic"): _STATUS_HISTORY,
 }

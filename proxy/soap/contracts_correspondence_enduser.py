@@ -2,13 +2,17 @@
 
 Only EC/EC2 WSDLs survive for ``CorrespondenceExternal`` and ``ReporteeElementList``; the Basic
 operations take the same data contracts with ``systemUserName``/``systemPassword`` (and, for the
-inbox, the person fields) in front. Enumerations are declared as ``string``: the values the
+inbox, the person fields) in front; their WS twins (``GetReporteeElementListV2``,
+``GetCorrespondenceForEndUserSystemV2``, ``SaveCorrespondenceConfirmation``,
+``ArchiveCorrespondenceForEndUserSystem``) take the same bodies without the system credentials, which
+travel as a WS-Security UsernameToken. Enumerations are declared as ``string``: the values the
 mappings emit are the legacy enumeration members. Members are in WCF's alphabetical order.
 """
 
 from __future__ import annotations
 
-from proxy.soap.contracts import ComplexType, ElementDecl, Field, OperationContract
+from proxy.soap.contracts import ComplexType, Field, OperationContract
+from proxy.soap.contracts_twins import Signature, basic_and_ws
 
 LIST_NS = "http://www.altinn.no/services/ServiceEngine/ReporteeElementList/2009/10"
 LIST_TYPES_NS = "http://www.altinn.no/services/ServiceEngine/ReporteeElementList/2010/10"
@@ -35,7 +39,7 @@ def _nillable(*names: str, type: str = "string") -> tuple[Field, ...]:
     return tuple(Field(name, type, nillable=True) for name in names)
 
 
-ARRAY_OF_STRING = ComplexType(ARRAYS_NS, "ArrayOfstring", (Field("string", nillable=True),))
+ARRAY_OF_STRING = ComplexType(ARRAYS_NS, "ArrayOfstring", (Field("string", nillable=True, repeated=True),))
 
 EXTERNAL_SEARCH = ComplexType(
     SEARCH_NS,
@@ -200,35 +204,41 @@ RECEIPT = ComplexType(
 )
 
 _ELEMENT_ID = (Field("reporteeElementID", "int", min_occurs=1),)
+_LIST_BASIC, _LIST_WS = "ReporteeElementListExternalBasic", "ReporteeElementListExternal"
+_CORRESPONDENCE_BASIC, _CORRESPONDENCE_WS = "CorrespondenceExternalBasic", "CorrespondenceExternal"
 
-
-def _operation(
-    namespace: str, name: str, request: tuple[Field, ...], result: ComplexType | None
-) -> OperationContract:
-    response = () if result is None else (Field(f"{name}Result", result, nillable=True),)
-    return OperationContract(
-        request=ElementDecl(namespace, name, request),
-        response=ElementDecl(namespace, f"{name}Response", response),
-    )
-
+_INBOX = Signature(
+    LIST_NS,
+    (*_PERSON, Field("searchBE", EXTERNAL_SEARCH, nillable=True), Field("languageID", "int")),
+    REPORTEE_ELEMENT_LIST,
+    credentials=_SYSTEM,
+)
+_READ = Signature(
+    CORRESPONDENCE_NS,
+    (Field("correspondenceID", "int", min_occurs=1), Field("languageID", "int")),
+    FOR_END_USER_SYSTEM,
+    credentials=_SYSTEM,
+)
+_CONFIRM = Signature(CORRESPONDENCE_NS, _ELEMENT_ID, None, credentials=_SYSTEM)
+_ARCHIVE = Signature(CORRESPONDENCE_NS, _ELEMENT_ID, RECEIPT, credentials=_SYSTEM)
 
 CONTRACTS: dict[tuple[str, str], OperationContract] = {
-    ("ReporteeElementListExternalBasic", "GetReporteeElementListBasicV2"): _operation(
-        LIST_NS,
-        "GetReporteeElementListBasicV2",
-        (*_SYSTEM, *_PERSON, Field("searchBE", EXTERNAL_SEARCH, nillable=True), Field("languageID", "int")),
-        REPORTEE_ELEMENT_LIST,
+    **basic_and_ws(
+        _INBOX, (_LIST_BASIC, "GetReporteeElementListBasicV2"), (_LIST_WS, "GetReporteeElementListV2")
     ),
-    ("CorrespondenceExternalBasic", "GetCorrespondenceForEndUserSystemBasicV2"): _operation(
-        CORRESPONDENCE_NS,
-        "GetCorrespondenceForEndUserSystemBasicV2",
-        (*_SYSTEM, Field("correspondenceID", "int", min_occurs=1), Field("languageID", "int")),
-        FOR_END_USER_SYSTEM,
+    **basic_and_ws(
+        _READ,
+        (_CORRESPONDENCE_BASIC, "GetCorrespondenceForEndUserSystemBasicV2"),
+        (_CORRESPONDENCE_WS, "GetCorrespondenceForEndUserSystemV2"),
     ),
-    ("CorrespondenceExternalBasic", "SaveCorrespondenceConfirmationBasic"): _operation(
-        CORRESPONDENCE_NS, "SaveCorrespondenceConfirmationBasic", (*_SYSTEM, *_ELEMENT_ID), None
+    **basic_and_ws(
+        _CONFIRM,
+        (_CORRESPONDENCE_BASIC, "SaveCorrespondenceConfirmationBasic"),
+        (_CORRESPONDENCE_WS, "SaveCorrespondenceConfirmation"),
     ),
-    ("CorrespondenceExternalBasic", "ArchiveCorrespondenceForEndUserSystemBasic"): _operation(
-        CORRESPONDENCE_NS, "ArchiveCorrespondenceForEndUserSystemBasic", (*_SYSTEM, *_ELEMENT_ID), RECEIPT
+    **basic_and_ws(
+        _ARCHIVE,
+        (_CORRESPONDENCE_BASIC, "ArchiveCorrespondenceForEndUserSystemBasic"),
+        (_CORRESPONDENCE_WS, "ArchiveCorrespondenceForEndUserSystem"),
     ),
 }

@@ -1,14 +1,15 @@
 """Legacy request/response types of the receipt operations the mappings implement (for served WSDLs).
 
 ``GetReceiptBasicV2`` of ``ReceiptAgencyExternalBasic`` and of ``ReceiptExternalBasic`` (end-user systems,
-broker receipts): a ``ReceiptSearch`` in, a ``Receipt``
+broker receipts), and ``GetReceiptV2``, the WS twin of the latter: a ``ReceiptSearch`` in, a ``Receipt``
 (namespace ``.../Receipt/2015/06``) out, members in WCF's alphabetical order. Enumerations are
 declared as ``string``; the mapping emits their legacy members.
 """
 
 from __future__ import annotations
 
-from proxy.soap.contracts import ComplexType, ElementDecl, Field, OperationContract
+from proxy.soap.contracts import ComplexType, Field, OperationContract
+from proxy.soap.contracts_twins import Signature, basic_and_ws
 
 SERVICE_NS = "http://www.altinn.no/services/Intermediary/Receipt/2009/10"
 RECEIPT_2015_NS = "http://schemas.altinn.no/services/Intermediary/Receipt/2015/06"
@@ -63,39 +64,17 @@ RECEIPT_EXTERNAL = ComplexType(
 )
 """The ``ReceiptExternal`` answer type, shared with the correspondence agency contracts."""
 
-_GET_RECEIPT_V2 = OperationContract(
-    request=ElementDecl(
-        SERVICE_NS,
-        "GetReceiptBasicV2",
-        (
-            Field("systemUserName", min_occurs=1),
-            Field("systemPassword", min_occurs=1),
-            Field("receipt", _RECEIPT_SEARCH, min_occurs=1),
-        ),
-    ),
-    response=ElementDecl(
-        SERVICE_NS,
-        "GetReceiptBasicV2Response",
-        (Field("GetReceiptBasicV2Result", _RECEIPT, nillable=True),),
-    ),
+_GET_RECEIPT_V2 = Signature(
+    SERVICE_NS,
+    (Field("receipt", _RECEIPT_SEARCH, min_occurs=1),),
+    _RECEIPT,
+    credentials=(Field("systemUserName", min_occurs=1), Field("systemPassword", min_occurs=1)),
 )
 
 CONTRACTS: dict[tuple[str, str], OperationContract] = {
-    ("ReceiptExternalBasic", "GetReceiptBasicV2"): _GET_RECEIPT_V2,
-    ("ReceiptAgencyExternalBasic", "GetReceiptBasicV2"): OperationContract(
-        request=ElementDecl(
-            SERVICE_NS,
-            "GetReceiptBasicV2",
-            (
-                Field("systemUserName", min_occurs=1),
-                Field("systemPassword", min_occurs=1),
-                Field("receipt", _RECEIPT_SEARCH, min_occurs=1),
-            ),
-        ),
-        response=ElementDecl(
-            SERVICE_NS,
-            "GetReceiptBasicV2Response",
-            (Field("GetReceiptBasicV2Result", _RECEIPT, nillable=True),),
-        ),
+    **basic_and_ws(
+        _GET_RECEIPT_V2, ("ReceiptExternalBasic", "GetReceiptBasicV2"), ("ReceiptExternal", "GetReceiptV2")
     ),
+    # The agency endpoint has no WS twin in the catalogue.
+    **basic_and_ws(_GET_RECEIPT_V2, ("ReceiptAgencyExternalBasic", "GetReceiptBasicV2")),
 }

@@ -1,0 +1,216 @@
+"""Issue 3: zeep clients built from the proxy's OWN served WSDLs see and call every mapped operation.
+
+The operations come from the live mapping set of the running proxy, so a mapping added later is
+covered (or this test fails) without editing it. Each service of that set, on its own binding (Basic
+SOAP 1.1 with body credentials, WS SOAP 1.2 with a WS-Security UsernameToken, BasicStreamed), is then
+pinged with ``Test`` and called once for real against the sandbox world with a call that needs no earlier state; a call that
+Altinn answers with an AltinnFault must arrive as a fault zeep parses, with the documented ErrorID.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from proxy.app import SERVICES
+from proxy.mapping.schema import LegacySide
+from proxy.soap.catalogue import default_catalogue
+from tests.e2e.conftest import World
+
+SERVICE_OWNER = ("demo-so", "demo-so-password")
+END_USER = ("demo-eus", "demo-eus-password")
+REPORTEE = "310000019"
+
+
+def _live_operations(world: World) -> list[LegacySide]:
+    return [operation.legacy for operation in world.app[SERVICES].mappings.current().operations.values()]
+
+
+def _endpoint(legacy: LegacySide) -> str:
+    """The path the mapping serves the operation at (the catalogue's, when it names none)."""
+    service = default_catalogue().by_name(legacy.service)
+    assert service is not None, legacy.service
+    return legacy.endpoint or service.paths[0]
+
+
+def _served_client(url: str, credentials: tuple[str, str] | None = None) -> Any:
+    """A zeep client from the proxy's own ``?wsdl`` (with a UsernameToken for WS endpoints)."""
+    import zeep
+    from zeep.transports import Transport
+    from zeep.wsse.username import UsernameToken
+
+    wsse = UsernameToken(*credentials) if credentials is not None else None
+    return zeep.Client(url + "?wsdl", transport=Transport(timeout=30, operation_timeout=30), wsse=wsse)
+
+
+@dataclass(frozen=True)
+class Described:
+    """What a served WSDL says about one operation, as zeep understood it."""
+
+    soap_version: str
+    request_element: str
+    request_members: tuple[str, ...]
+    response_element: str
+    response_members: tuple[str, ...]
+
+
+def _members(element: Any) -> tuple[str, ...]:
+    return tuple(name for name, _ in element.type.elements)
+
+
+def _describe(url: str, operations: list[str]) -> dict[str, Described]:
+    client = _served_client(url)
+    port = next(iter(next(iter(client.wsdl.services.values())).ports.values()))
+    found = {}
+    for name in operations:
+        operation = port.binding.get(name)
+        found[name] = Described(
+            soap_version=type(port.binding).__name__,
+            request_element=operation.input.body.qname.text,
+            request_members=_members(operation.input.body),
+            response_element=operation.output.body.qname.text,
+            response_members=_members(operation.output.body),
+        )
+    return found
+
+
+def _describe_all(proxy_url: str, operations: list[LegacySide]) -> dict[tuple[str, str], Described]:
+    by_endpoint: dict[str, list[str]] = defaultdict(list)
+    for legacy in operations:
+        by_endpoint[_endpoint(legacy)].append(legacy.operation)
+    described = {}
+    for endpoint, names in by_endpoint.items():
+        for name, description in _describe(proxy_url + endpoint, names).items():
+            described[(endpoint, name)] = description
+    return described
+
+
+async def test_every_mapped_operation_is_described_with_its_types_in_the_served_wsdl(world: World) -> None:
+    operations = _live_operations(world)
+    described = await asyncio.to_thread(_describe_all, world.proxy_url, operations)
+
+    assert {legacy.binding for legacy in operations} == {"basic", "basic_streamed", "ws"}
+    for legacy in operations:
+        found = described[(_endpoint(legacy), legacy.operation)]
+        assert found.soap_version == ("Soap12Binding" if legacy.binding == "ws" else "Soap11Binding")
+        assert found.request_element == legacy.request_element
+        assert found.response_element == legacy.response_element
+        assert found.request_members, f"{legacy.operation}: the served request element is an empty shell"
+        credentials_in_body = {"systemUserName", "systemPassword"} & set(found.request_members)
+        # WS callers authenticate with a UsernameToken; Basic ones (except message contracts) in the body.
+        if legacy.binding == "ws":
+            assert not credentials_in_body
+        elif legacy.request_element.endswith(f"}}{legacy.operation}"):
+            assert credentials_in_body == {"systemUserName", "systemPassword"}
+
+
+def _fault(call: Callable[[], Any]) -> str | None:
+    import zeep.exceptions
+
+    with pytest.raises(zeep.exceptions.Fault) as raised:
+        call()
+    detail = raised.value.detail
+    return None if detail is None else detail.findtext(".//{*}ErrorID")
+
+
+def _status_criteria() -> dict[str, Any]:
+    return {"ServiceCode": "4711", "ServiceEditionCode": 1, "Reportee": REPORTEE}
+
+
+def _poll() -> dict[str, Any]:
+    return {
+        "ExternalServiceCode": "4712",
+        "ExternalServiceEditionCode": 1,
+        "Recipients": {"string": [REPORTEE]},
+    }
+
+
+def _inbox() -> dict[str, Any]:
+    return {"Reportee": REPORTEE, "ServiceCodeList": {"string": ["4711"]}}
+
+
+UNKNOWN_ID = 987_654_321
+
+# One call per (service, binding), needing no earlier state: (caller, call on the zeep service proxy).
+CALLS: dict[str, tuple[tuple[str, str], Callable[[Any, tuple[str, str]], Any]]] = {
+    "CorrespondenceAgencyExternalBasic": (
+        SERVICE_OWNER,
+        lambda s, c: s.GetCorrespondenceStatusDetailsBasicV3(*c, _status_criteria()),
+    ),
+    "CorrespondenceAgencyExternal": (
+        SERVICE_OWNER,
+        lambda s, c: s.GetCorrespondenceStatusDetailsV3(_status_criteria()),
+    ),
+    "ReporteeElementListExternalBasic": (
+        END_USER,
+        lambda s, c: s.GetReporteeElementListBasicV2(*c, searchBE=_inbox(), languageID=1044),
+    ),
+    "ReporteeElementListExternal": (
+        END_USER,
+        lambda s, c: s.GetReporteeElementListV2(searchBE=_inbox(), languageID=1044),
+    ),
+    "CorrespondenceExternalBasic": (
+        END_USER,
+        lambda s, c: _fault(lambda: s.GetCorrespondenceForEndUserSystemBasicV2(*c, UNKNOWN_ID, 1044)),
+    ),
+    "CorrespondenceExternal": (
+        END_USER,
+        lambda s, c: _fault(lambda: s.GetCorrespondenceForEndUserSystemV2(UNKNOWN_ID, 1044)),
+    ),
+    "BrokerServiceExternalBasic": (END_USER, lambda s, c: s.CheckIfAvailableFilesBasic(*c, _poll())),
+    "BrokerServiceExternal": (END_USER, lambda s, c: s.CheckIfAvailableFiles(_poll())),
+    "BrokerServiceExternalBasicStreamed": (
+        END_USER,
+        lambda s, c: _fault(lambda: s.DownloadFileStreamedBasic(*c, str(uuid.uuid4()), REPORTEE)),
+    ),
+    "ReceiptAgencyExternalBasic": (
+        SERVICE_OWNER,
+        lambda s, c: _fault(lambda: s.GetReceiptBasicV2(*c, {"ReceiptId": UNKNOWN_ID})),
+    ),
+    "ReceiptExternalBasic": (
+        END_USER,
+        lambda s, c: _fault(lambda: s.GetReceiptBasicV2(*c, {"ReceiptId": UNKNOWN_ID})),
+    ),
+    "ReceiptExternal": (END_USER, lambda s, c: _fault(lambda: s.GetReceiptV2({"ReceiptId": UNKNOWN_ID}))),
+}
+
+
+def _call_every_service(
+    proxy_url: str, endpoints: dict[str, tuple[str, str]]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    answers, pings = {}, {}
+    for service, (endpoint, binding) in sorted(endpoints.items()):
+        credentials, call = CALLS[service]
+        client = _served_client(proxy_url + endpoint, credentials if binding == "ws" else None)
+        pings[service] = client.service.Test()
+        answers[service] = call(client.service, credentials)
+    return answers, pings
+
+
+async def test_a_client_of_the_served_wsdl_calls_every_service_on_every_binding(world: World) -> None:
+    endpoints = {
+        legacy.service: (_endpoint(legacy), str(legacy.binding)) for legacy in _live_operations(world)
+    }
+    assert set(CALLS) == set(endpoints), "every mapped service needs a call case here"
+
+    answers, pings = await asyncio.to_thread(_call_every_service, world.proxy_url, endpoints)
+
+    assert pings == dict.fromkeys(endpoints)  # every Test answered an empty TestResponse
+
+    for service in ("CorrespondenceAgencyExternalBasic", "CorrespondenceAgencyExternal"):
+        assert answers[service].ServiceCode == "4711"
+        assert answers[service].ServiceEditionCode == 1
+    for service in ("ReporteeElementListExternalBasic", "ReporteeElementListExternal"):
+        assert list(answers[service] or []) == []
+    for service in ("BrokerServiceExternalBasic", "BrokerServiceExternal"):
+        assert answers[service] is False
+    assert answers["CorrespondenceExternalBasic"] == answers["CorrespondenceExternal"] == "30002"
+    assert answers["BrokerServiceExternalBasicStreamed"] == "40212"
+    for service in ("ReceiptAgencyExternalBasic", "ReceiptExternalBasic", "ReceiptExternal"):
+        assert answers[service] == "30008"
