@@ -3,6 +3,15 @@
 An operation's contract is two element declarations (request and response) built from fields. A
 field is an XSD built-in (``string``, ``int``, ``boolean``, ``dateTime``, ``base64Binary``, ...) or a
 :class:`ComplexType`; ``list_item`` makes the field a list wrapper (``ReferenceList/Reference*``).
+
+WCF message contracts also carry SOAP headers (``SystemUserName``/``SystemPassword``, or the
+``FileName``/``Reference``/``Reportee`` of a streamed upload): each is a :class:`HeaderDecl`, a global
+element listed in the contract's ``request_headers`` or ``response_headers`` in the order the
+original binds them. The generated WSDL declares the element in the schema, puts one part per header
+in a ``{message}_Headers`` message and binds each part with ``soap:header``/``soap12:header``, as
+WCF's own WSDLs do; zeep then accepts them as ``_soapheaders={"FileName": ...}``. Within a service
+a header element is declared once: operations may share one only with an equal declaration.
+
 Mapping work adds operations by registering a :class:`OperationContract` under
 ``(service name, operation name)`` in a :class:`ContractRegistry`. ``Test`` needs no declaration.
 """
@@ -48,11 +57,24 @@ class ElementDecl:
 
 
 @dataclass(frozen=True)
+class HeaderDecl:
+    """A global element that travels as a SOAP header block (a WCF message-contract header)."""
+
+    namespace: str
+    name: str
+    type: str | ComplexType = "string"
+    #: WCF declares its message headers nillable.
+    nillable: bool = True
+
+
+@dataclass(frozen=True)
 class OperationContract:
-    """The request and response wrappers of one operation."""
+    """The request and response wrappers of one operation, and its SOAP headers if any."""
 
     request: ElementDecl
     response: ElementDecl
+    request_headers: tuple[HeaderDecl, ...] = ()
+    response_headers: tuple[HeaderDecl, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -74,6 +96,11 @@ class ContractRegistry:
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(self.contracts)
+
+
+def header_fields(headers: tuple[HeaderDecl, ...]) -> tuple[Field, ...]:
+    """The headers as fields, so that :func:`complex_types` reaches the types they use."""
+    return tuple(Field(header.name, header.type, nillable=header.nillable) for header in headers)
 
 
 def complex_types(fields: tuple[Field, ...]) -> Iterator[ComplexType]:

@@ -3,16 +3,16 @@
 ``BrokerServiceExternalBasic`` (``InitiateBrokerServiceBasic``, ``GetAvailableFilesBasic``,
 ``CheckIfAvailableFilesBasic``, ``ConfirmDownloadedBasic``) and their WS twins on
 ``BrokerServiceExternal`` (the same names without "Basic", no system credentials in the body), and
-``BrokerServiceExternalBasicStreamed``: ``DownloadFileStreamedBasic`` and the message contract
-``UploadFileStreamedBasic`` (body ``StreamedPayloadBasicBE``, answer ``ReceiptExternalStreamedBE``;
-its ``FileName``/``Reference``/``Reportee``/credentials are SOAP headers, which the served WSDL does
-not describe). Streams are ``base64Binary`` (MTOM/XOP on the wire); the file reference, a GUID, and
+``BrokerServiceExternalBasicStreamed``: ``DownloadFileStreamedBasic`` (credentials in the body, as in
+the original) and the message contract ``UploadFileStreamedBasic`` (body ``StreamedPayloadBasicBE``,
+answer ``ReceiptExternalStreamedBE``; ``FileName``, ``Reference``, ``Reportee`` and the credentials
+are SOAP headers, in the original's order). Streams are ``base64Binary`` (MTOM/XOP on the wire); the file reference, a GUID, and
 the file status enumeration are declared as ``string``. Members are in WCF's alphabetical order.
 """
 
 from __future__ import annotations
 
-from proxy.soap.contracts import ComplexType, ElementDecl, Field, OperationContract
+from proxy.soap.contracts import ComplexType, ElementDecl, Field, HeaderDecl, OperationContract
 from proxy.soap.contracts_twins import Signature, basic_and_ws
 
 SERVICE_NS = "http://www.altinn.no/services/ServiceEngine/Broker/2015/06"
@@ -121,6 +121,10 @@ _UPLOAD = OperationContract(
             Field("ReceiptText", nillable=True),
             Field("ReceiptTypeName", nillable=True),
         ),
+    ),
+    request_headers=tuple(
+        HeaderDecl(SERVICE_NS, name)
+        for name in ("FileName", "Reference", "Reportee", "SystemPassword", "SystemUserName")
     ),
 )
 

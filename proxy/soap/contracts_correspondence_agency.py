@@ -5,14 +5,14 @@ Declared for ``InsertCorrespondenceBasicV2``, ``GetCorrespondenceStatusDetailsBa
 (``InsertCorrespondenceV2``, ``GetCorrespondenceStatusDetailsV3``, the same bodies without
 ``systemUserName``/``systemPassword``). ``GetCorrespondenceStatusHistoryBasic`` is a WCF message
 contract: its body elements are ``CorrespondenceStatusHistoryRequest``/``Result`` and its credentials
-are the ``SystemUserName``/``SystemPassword`` SOAP headers, which the served WSDL does not describe.
+are the ``SystemPassword``/``SystemUserName`` SOAP headers (bound in that order, as in the original).
 Requests declare the members the mappings read; answers are declared in the namespaces and order
 the mappings emit, which are the original WSDL's. Enumerations are declared as ``string``.
 """
 
 from __future__ import annotations
 
-from proxy.soap.contracts import ComplexType, ElementDecl, Field, OperationContract
+from proxy.soap.contracts import ComplexType, ElementDecl, Field, HeaderDecl, OperationContract
 from proxy.soap.contracts_receipt import RECEIPT_EXTERNAL
 from proxy.soap.contracts_twins import Signature, basic_and_ws
 
@@ -150,6 +150,7 @@ _STATUS_HISTORY = OperationContract(
             Field("SdpStatusInformation", nillable=True),
         ),
     ),
+    request_headers=(HeaderDecl(SERVICE_NS, "SystemPassword"), HeaderDecl(SERVICE_NS, "SystemUserName")),
 )
 
 

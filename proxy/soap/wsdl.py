@@ -3,13 +3,15 @@
 One self-contained document per service (``?wsdl``, ``?singleWsdl`` and ``?wsdl=wsdl0`` all answer
 it; ``?xsd=xsdN`` answers its N-th schema). It declares ``Test``, every operation with a declared
 contract, and the ``AltinnFault`` detail, on the service's own binding (SOAP 1.1 ``BasicHttpBinding``
-or SOAP 1.2 for WS endpoints), with the address set to the proxy's external URL.
+or SOAP 1.2 for WS endpoints), with the address set to the proxy's external URL. Message-contract
+headers are bound as WCF binds them: a ``{message}_Headers`` message with one part per header
+element, referenced from the operation's input/output by ``soap:header`` (``soap12:header``).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lxml import etree
 
@@ -19,8 +21,10 @@ from proxy.soap.contracts import (
     ContractRegistry,
     ElementDecl,
     Field,
+    HeaderDecl,
     OperationContract,
     complex_types,
+    header_fields,
 )
 from proxy.soap.envelope import SoapVersion
 from proxy.soap.names import CONTRACT_BASE_NS, FAULT_NS, XS_NS
@@ -83,30 +87,53 @@ def operation_contracts(
     return found
 
 
-def _collect(
-    pairs: list[tuple[Operation, OperationContract]],
-) -> tuple[dict[str, list[ElementDecl]], dict[str, list[ComplexType]]]:
-    elements: dict[str, list[ElementDecl]] = defaultdict(list)
-    types: dict[str, list[ComplexType]] = defaultdict(list)
+@dataclass
+class _Declarations:
+    """The global elements and named types of one service's schemas, by namespace."""
+
+    elements: dict[str, list[ElementDecl]] = field(default_factory=lambda: defaultdict(list))
+    headers: dict[str, list[HeaderDecl]] = field(default_factory=lambda: defaultdict(list))
+    types: dict[str, list[ComplexType]] = field(default_factory=lambda: defaultdict(list))
+
+    @property
+    def namespaces(self) -> list[str]:
+        """Every namespace that gets a schema, in emission order."""
+        return sorted(set(self.elements) | set(self.headers) | set(self.types))
+
+
+def _collect(pairs: list[tuple[Operation, OperationContract]]) -> _Declarations:
+    found = _Declarations()
     seen_types: set[tuple[str, str]] = set()
+    seen_headers: dict[tuple[str, str], HeaderDecl] = {}
     for _, contract in pairs:
-        for decl in (contract.request, contract.response):
-            elements[decl.namespace].append(decl)
-            for ctype in complex_types(decl.fields):
+        headers = (*contract.request_headers, *contract.response_headers)
+        for header in headers:
+            key = (header.namespace, header.name)
+            if key not in seen_headers:
+                seen_headers[key] = header
+                found.headers[header.namespace].append(header)
+            elif seen_headers[key] != header:
+                raise ValueError(f"header element {{{key[0]}}}{key[1]} is declared twice, differently")
+        for fields in (contract.request.fields, contract.response.fields, header_fields(headers)):
+            for ctype in complex_types(fields):
                 if (ctype.namespace, ctype.name) not in seen_types:
                     seen_types.add((ctype.namespace, ctype.name))
-                    types[ctype.namespace].append(ctype)
-    types[FAULT_NS].append(_FAULT_TYPE)
-    return elements, types
+                    found.types[ctype.namespace].append(ctype)
+        for decl in (contract.request, contract.response):
+            found.elements[decl.namespace].append(decl)
+    found.types[FAULT_NS].append(_FAULT_TYPE)
+    # Two global elements of one name make the schema invalid, and zeep would quietly keep one.
+    others = {(ns, item.name) for ns, items in found.elements.items() for item in items}
+    others |= {(ns, item.name) for ns, items in found.types.items() for item in items}
+    clashes = sorted(others & set(seen_headers))
+    if clashes:
+        ns, name = clashes[0]
+        raise ValueError(f"header element {{{ns}}}{name} clashes with another global element")
+    return found
 
 
-def _schemas(
-    parent: etree._Element,
-    elements: dict[str, list[ElementDecl]],
-    types: dict[str, list[ComplexType]],
-    prefixes: _Prefixes,
-) -> list[etree._Element]:
-    namespaces = sorted(set(elements) | set(types))
+def _schemas(parent: etree._Element, found: _Declarations, prefixes: _Prefixes) -> list[etree._Element]:
+    namespaces = found.namespaces
     schemas: list[etree._Element] = []
     for ns in namespaces:
         schema = etree.SubElement(
@@ -115,7 +142,7 @@ def _schemas(
         for other in namespaces:
             if other != ns:
                 etree.SubElement(schema, _x(XS_NS, "import"), namespace=other)
-        for ctype in types.get(ns, []):
+        for ctype in found.types.get(ns, []):
             complex_type = etree.SubElement(schema, _x(XS_NS, "complexType"), name=ctype.name)
             _sequence(complex_type, ctype.fields, prefixes)
             etree.SubElement(
@@ -125,9 +152,14 @@ def _schemas(
                 nillable="true",
                 type=f"{prefixes(ns)}:{ctype.name}",
             )
-        for decl in elements.get(ns, []):
+        for decl in found.elements.get(ns, []):
             element = etree.SubElement(schema, _x(XS_NS, "element"), name=decl.name)
             _sequence(etree.SubElement(element, _x(XS_NS, "complexType")), decl.fields, prefixes)
+        for header in found.headers.get(ns, []):
+            element = etree.SubElement(schema, _x(XS_NS, "element"), name=header.name)
+            if header.nillable:
+                element.set("nillable", "true")
+            element.set("type", _type_ref(header.type, prefixes))
         schemas.append(schema)
     return schemas
 
@@ -165,10 +197,10 @@ def _sequence(parent: etree._Element, fields: tuple[Field, ...], prefixes: _Pref
 def describe(service: Service, contracts: ContractRegistry, address: str) -> ServiceDescription:
     """Generate the WSDL (and its schemas) of ``service`` with ``address`` as the endpoint URL."""
     pairs = operation_contracts(service, contracts)
-    elements, complex_by_ns = _collect(pairs)
+    found = _collect(pairs)
     soap_ns = WSDL_SOAP12_NS if service.soap_version is SoapVersion.SOAP12 else WSDL_SOAP11_NS
     prefixes = _Prefixes()
-    for ns in sorted(set(elements) | set(complex_by_ns)):
+    for ns in found.namespaces:
         prefixes(ns)
     nsmap = {
         "wsdl": WSDL_NS,
@@ -180,12 +212,15 @@ def describe(service: Service, contracts: ContractRegistry, address: str) -> Ser
     root = etree.Element(
         _x(WSDL_NS, "definitions"), nsmap=nsmap, name=service.name, targetNamespace=service.namespace
     )
-    schemas = _schemas(etree.SubElement(root, _x(WSDL_NS, "types")), elements, complex_by_ns, prefixes)
+    schemas = _schemas(etree.SubElement(root, _x(WSDL_NS, "types")), found, prefixes)
     port_type_name = service.interface
     fault_ref = f"{prefixes(FAULT_NS)}:AltinnFault"
     for op, contract in pairs:
         base = f"{port_type_name}_{op.name}"
-        for suffix, decl in (("InputMessage", contract.request), ("OutputMessage", contract.response)):
+        for suffix, decl, headers in (
+            ("InputMessage", contract.request, contract.request_headers),
+            ("OutputMessage", contract.response, contract.response_headers),
+        ):
             message = etree.SubElement(root, _x(WSDL_NS, "message"), name=f"{base}_{suffix}")
             etree.SubElement(
                 message,
@@ -193,6 +228,15 @@ def describe(service: Service, contracts: ContractRegistry, address: str) -> Ser
                 name="parameters",
                 element=f"{prefixes(decl.namespace)}:{decl.name}",
             )
+            if headers:
+                message = etree.SubElement(root, _x(WSDL_NS, "message"), name=f"{base}_{suffix}_Headers")
+                for header in headers:
+                    etree.SubElement(
+                        message,
+                        _x(WSDL_NS, "part"),
+                        name=header.name,
+                        element=f"{prefixes(header.namespace)}:{header.name}",
+                    )
         fault = etree.SubElement(root, _x(WSDL_NS, "message"), name=f"{base}_AltinnFaultFault_FaultMessage")
         etree.SubElement(fault, _x(WSDL_NS, "part"), name="detail", element=fault_ref)
     port_type = etree.SubElement(root, _x(WSDL_NS, "portType"), name=port_type_name)
@@ -212,13 +256,23 @@ def describe(service: Service, contracts: ContractRegistry, address: str) -> Ser
     )
     binding = etree.SubElement(root, _x(WSDL_NS, "binding"), name=binding_name, type=f"tns:{port_type_name}")
     etree.SubElement(binding, _x(soap_ns, "binding"), transport=HTTP_TRANSPORT)
-    for op, _ in pairs:
+    for op, contract in pairs:
         operation = etree.SubElement(binding, _x(WSDL_NS, "operation"), name=op.name)
         etree.SubElement(operation, _x(soap_ns, "operation"), soapAction=op.soap_action, style="document")
-        for direction in ("input", "output"):
-            etree.SubElement(
-                etree.SubElement(operation, _x(WSDL_NS, direction)), _x(soap_ns, "body"), use="literal"
-            )
+        for direction, suffix, headers in (
+            ("input", "InputMessage", contract.request_headers),
+            ("output", "OutputMessage", contract.response_headers),
+        ):
+            bound = etree.SubElement(operation, _x(WSDL_NS, direction))
+            for header in headers:
+                etree.SubElement(
+                    bound,
+                    _x(soap_ns, "header"),
+                    message=f"tns:{port_type_name}_{op.name}_{suffix}_Headers",
+                    part=header.name,
+                    use="literal",
+                )
+            etree.SubElement(bound, _x(soap_ns, "body"), use="literal")
         fault = etree.SubElement(operation, _x(WSDL_NS, "fault"), name="AltinnFaultFault")
         etree.SubElement(fault, _x(soap_ns, "fault"), name="AltinnFaultFault", use="literal")
     wsdl_service = etree.SubElement(root, _x(WSDL_NS, "service"), name=service.name)

@@ -5,6 +5,9 @@ covered (or this test fails) without editing it. Each service of that set, on it
 SOAP 1.1 with body credentials, WS SOAP 1.2 with a WS-Security UsernameToken, BasicStreamed), is then
 pinged with ``Test`` and called once for real against the sandbox world with a call that needs no earlier state; a call that
 Altinn answers with an AltinnFault must arrive as a fault zeep parses, with the documented ErrorID.
+WCF message contracts carry their credentials (and an upload its FileName/Reference/Reportee) as SOAP
+headers: the served WSDL describes them, so the same clients call those operations with
+``_soapheaders``, in a broker round trip and a status history after a send.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ import pytest
 
 from proxy.app import SERVICES
 from proxy.mapping.schema import LegacySide
-from proxy.soap.catalogue import default_catalogue
+from proxy.sandbox.broker_model import FileTransferStatus
+from proxy.soap.catalogue import CredentialPlacement, default_catalogue
 from tests.e2e.conftest import World
 
 SERVICE_OWNER = ("demo-so", "demo-so-password")
@@ -58,10 +62,16 @@ class Described:
     request_members: tuple[str, ...]
     response_element: str
     response_members: tuple[str, ...]
+    #: The SOAP header elements (local names) the binding declares for the request.
+    request_headers: tuple[str, ...]
 
 
 def _members(element: Any) -> tuple[str, ...]:
     return tuple(name for name, _ in element.type.elements)
+
+
+def _headers(message: Any) -> tuple[str, ...]:
+    return tuple(element.qname.localname for _, element in message.header.type.elements)
 
 
 def _describe(url: str, operations: list[str]) -> dict[str, Described]:
@@ -76,6 +86,7 @@ def _describe(url: str, operations: list[str]) -> dict[str, Described]:
             request_members=_members(operation.input.body),
             response_element=operation.output.body.qname.text,
             response_members=_members(operation.output.body),
+            request_headers=_headers(operation.input),
         )
     return found
 
@@ -103,11 +114,36 @@ async def test_every_mapped_operation_is_described_with_its_types_in_the_served_
         assert found.response_element == legacy.response_element
         assert found.request_members, f"{legacy.operation}: the served request element is an empty shell"
         credentials_in_body = {"systemUserName", "systemPassword"} & set(found.request_members)
-        # WS callers authenticate with a UsernameToken; Basic ones (except message contracts) in the body.
-        if legacy.binding == "ws":
+        credentials_in_headers = {"SystemUserName", "SystemPassword"} & set(found.request_headers)
+        # WS callers authenticate with a UsernameToken; Basic ones in the body, or in SOAP headers
+        # for WCF message contracts: the served WSDL must say where, or zeep cannot send them.
+        placement = _placement(legacy)
+        if placement is CredentialPlacement.HEADER:
+            assert credentials_in_headers == {"SystemUserName", "SystemPassword"}, legacy.operation
             assert not credentials_in_body
-        elif legacy.request_element.endswith(f"}}{legacy.operation}"):
-            assert credentials_in_body == {"systemUserName", "systemPassword"}
+        elif placement is CredentialPlacement.BODY:
+            assert credentials_in_body == {"systemUserName", "systemPassword"}, legacy.operation
+            assert not found.request_headers
+        else:
+            assert not credentials_in_body
+            assert not found.request_headers
+    described_headers = {name: found.request_headers for (_, name), found in described.items()}
+    assert described_headers["UploadFileStreamedBasic"] == (
+        "FileName",
+        "Reference",
+        "Reportee",
+        "SystemPassword",
+        "SystemUserName",
+    )
+    assert described_headers["GetCorrespondenceStatusHistoryBasic"] == ("SystemPassword", "SystemUserName")
+
+
+def _placement(legacy: LegacySide) -> CredentialPlacement:
+    service = default_catalogue().by_name(legacy.service)
+    assert service is not None, legacy.service
+    operation = service.operation(legacy.operation)
+    assert operation is not None, legacy.operation
+    return operation.credentials
 
 
 def _fault(call: Callable[[], Any]) -> str | None:
@@ -214,3 +250,116 @@ async def test_a_client_of_the_served_wsdl_calls_every_service_on_every_binding(
     assert answers["BrokerServiceExternalBasicStreamed"] == "40212"
     for service in ("ReceiptAgencyExternalBasic", "ReceiptExternalBasic", "ReceiptExternal"):
         assert answers[service] == "30008"
+
+
+SENDER = ("demo-eus", "demo-eus-password", "310000019")
+RECIPIENT = ("demo-eus2", "demo-eus2-password", "310000027")
+BROKER_BASIC = "/ServiceEngineExternal/BrokerServiceExternalBasic.svc"
+BROKER_STREAMED = "/ServiceEngineExternal/BrokerServiceExternalBasicStreamed.svc"
+AGENCY_BASIC = "/ServiceEngineExternal/CorrespondenceAgencyExternalBasic.svc"
+
+
+def _broker_search(org: str, status: str) -> dict[str, Any]:
+    return {
+        "ExternalServiceCode": "4712",
+        "ExternalServiceEditionCode": 1,
+        "FileStatus": status,
+        "Reportee": org,
+    }
+
+
+async def test_a_broker_round_trip_through_the_served_wsdls_with_upload_headers(world: World) -> None:
+    payload = bytes(range(256)) * 257  # zeep sends it inline as base64, which the proxy accepts
+
+    def send() -> tuple[str, Any]:
+        basic = _served_client(world.proxy_url + BROKER_BASIC).service
+        streamed = _served_client(world.proxy_url + BROKER_STREAMED).service
+        user, password, org = SENDER
+        initiation = {
+            "Manifest": {
+                "ExternalServiceCode": "4712",
+                "ExternalServiceEditionCode": 1,
+                "FileList": {"File": [{"FileName": "served.zip"}]},
+                "Reportee": org,
+                "SendersReference": "served-wsdl",
+            },
+            "RecipientList": {"Recipient": [{"PartyNumber": RECIPIENT[2]}]},
+        }
+        file_reference: str = basic.InitiateBrokerServiceBasic(user, password, initiation)
+        headers = {
+            "FileName": "served.zip",
+            "Reference": file_reference,
+            "Reportee": org,
+            "SystemPassword": password,
+            "SystemUserName": user,
+        }
+        return file_reference, streamed.UploadFileStreamedBasic(DataStream=payload, _soapheaders=headers)
+
+    file_reference, receipt = await asyncio.to_thread(send)
+    assert (receipt.ReceiptId, receipt.ReceiptStatusCode) == (0, "OK")
+    assert file_reference in receipt.ReceiptText
+    broker = world.fakes.broker
+    await broker.wait_until(
+        lambda: all(t.status is FileTransferStatus.PUBLISHED for t in broker.transfers.values())
+    )
+
+    def receive() -> tuple[list[Any], bytes, list[Any]]:
+        basic = _served_client(world.proxy_url + BROKER_BASIC).service
+        streamed = _served_client(world.proxy_url + BROKER_STREAMED).service
+        user, password, org = RECIPIENT
+        listed = list(basic.GetAvailableFilesBasic(user, password, _broker_search(org, "Uploaded")) or [])
+        data: bytes = streamed.DownloadFileStreamedBasic(user, password, file_reference, org)
+        basic.ConfirmDownloadedBasic(user, password, file_reference, org)
+        downloaded = list(
+            basic.GetAvailableFilesBasic(user, password, _broker_search(org, "Downloaded")) or []
+        )
+        return listed, data, downloaded
+
+    listed, data, downloaded = await asyncio.to_thread(receive)
+    assert [(f.FileReference, f.FileName, f.FileSize) for f in listed] == [
+        (file_reference, "served.zip", len(payload))
+    ]
+    assert listed[0].Reportee == SENDER[2]
+    assert data == payload
+    assert [(f.FileReference, f.FileStatus) for f in downloaded] == [(file_reference, "Downloaded")]
+
+
+async def test_status_history_through_the_served_wsdl_with_credential_headers(world: World) -> None:
+    user, password = SERVICE_OWNER
+
+    def scenario() -> Any:
+        agency = _served_client(world.proxy_url + AGENCY_BASIC).service
+        correspondence = {
+            "ServiceCode": "4711",
+            "ServiceEdition": "1",
+            "Reportee": REPORTEE,
+            "Content": {"LanguageCode": "1044", "MessageTitle": "Served", "MessageBody": "Melding"},
+            "VisibleDateTime": "2026-01-01T00:00:00",
+        }
+        agency.InsertCorrespondenceBasicV2(user, password, "TTD_DEMO", "served-history", correspondence)
+        return agency.GetCorrespondenceStatusHistoryBasic(
+            CorrespondenceSendersReferences={"string": ["served-history", "never-sent"]},
+            _soapheaders={"SystemUserName": user, "SystemPassword": password},
+        )
+
+    result = await asyncio.to_thread(scenario)
+
+    listed = result.CorrespondenceStatusInformation.CorrespondenceStatusDetailsList.StatusV2
+    assert [(item.SendersReference, item.Reportee) for item in listed] == [("served-history", REPORTEE)]
+    assert listed[0].CorrespondenceID > 0
+    assert [change.StatusType for change in listed[0].StatusChanges.StatusChangeV2] == ["Created"]
+
+
+async def test_status_history_credentials_in_the_served_headers_are_checked(world: World) -> None:
+    user, _ = SERVICE_OWNER
+
+    def call() -> str | None:
+        agency = _served_client(world.proxy_url + AGENCY_BASIC).service
+        return _fault(
+            lambda: agency.GetCorrespondenceStatusHistoryBasic(
+                CorrespondenceSendersReferences={"string": ["x"]},
+                _soapheaders={"SystemUserName": user, "SystemPassword": "not-the-password"},
+            )
+        )
+
+    assert await asyncio.to_thread(call) == "989"
