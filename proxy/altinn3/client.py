@@ -38,6 +38,7 @@ from proxy.mapping.calls import (
     StreamBody,
 )
 from proxy.maskinporten.request import TokenSource
+from proxy.observability.metrics import bound
 
 Sleep = Callable[[float], Awaitable[None]]
 MAX_JSON_BYTES = 16 * 1024 * 1024
@@ -133,9 +134,9 @@ class Altinn3Client:
                     await self._sleep(self._retry.delay(retries))
                     continue
                 raise _unavailable(call, error) from None
-            metrics.LATENCY.labels(call.api, call.method).observe(max(0.0, self._clock() - started))
+            bound(metrics.LATENCY, call.api, call.method).observe(max(0.0, self._clock() - started))
             status = response.status
-            metrics.REQUESTS.labels(call.api, call.method, metrics.status_class(status)).inc()
+            bound(metrics.REQUESTS, call.api, call.method, metrics.status_class(status)).inc()
 
             if status == 401 and replayable and not replayed_401:
                 response.release()

@@ -6,14 +6,20 @@ A ``CallBatch`` runs its calls concurrently, at most ``concurrency`` at a time; 
 cancels the rest of the batch.
 
 Idempotency: when a plan's ``BeginIdempotent`` claims a new key, this driver owns the claim until the
-plan ends: its answer bytes are recorded with ``store.complete``, and any other ending (a fault,
-a store failure, cancellation) releases the claim with ``store.fail`` so a resend starts afresh.
+plan ends: its answer bytes are recorded with the store, and any other ending (a fault, a store
+failure, cancellation) releases the claim with ``store.fail`` so a resend starts afresh.
+
+Trailing writes: a ``SaveReceipt`` is answered at once and held back until the plan's next request;
+before any other request it is written as it always was, and when the plan ends right after it, it
+is written together with the answer's idempotency record in one transaction (``store.finish``).
+Either way every write is committed before the legacy answer leaves, and in the plan's order.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -80,6 +86,12 @@ class StateStore(IdStore, Protocol):
         """Insert or replace a receipt."""
         ...
 
+    async def finish(
+        self, receipts: Sequence[Receipt] = (), completion: tuple[IdempotencyKey, Outcome] | None = None
+    ) -> None:
+        """Save ``receipts`` and complete ``completion`` in one transaction."""
+        ...
+
     async def get_receipt(self, receipt_id: int, owner_org: str) -> Receipt:
         """The org's receipt; ``NotFound`` when absent or another org's."""
         ...
@@ -100,11 +112,18 @@ async def execute(plan: Plan, client: CallSender, store: StateStore) -> LegacyAn
                 request = plan.throw(failure) if failure is not None else plan.send(value)
             except StopIteration as stop:
                 answer: LegacyAnswer = stop.value
-                if claim.key is not None:
-                    await store.complete(claim.key, answer.xml)
-                    claim.key = None
+                completion = (claim.key, answer.xml) if claim.key is not None else None
+                await store.finish(claim.held, completion)
+                claim.key = None
                 return answer
+            except BaseException:
+                await _flush(store, claim)
+                raise
             value, failure = None, None
+            if isinstance(request, SaveReceipt):
+                claim.held.append(_receipt(request))
+                continue
+            await _flush(store, claim)
             try:
                 value = await _answer(request, client, store, claim)
             except (UpstreamError, TokenError) as error:
@@ -116,9 +135,17 @@ async def execute(plan: Plan, client: CallSender, store: StateStore) -> LegacyAn
 
 
 class _Claim:
-    """The idempotency key this run claimed and has not yet completed."""
+    """The idempotency key this run claimed and has not yet completed, and receipts not yet written."""
 
-    key: IdempotencyKey | None = None
+    def __init__(self) -> None:
+        self.key: IdempotencyKey | None = None
+        self.held: list[Receipt] = []
+
+
+async def _flush(store: StateStore, claim: _Claim) -> None:
+    held, claim.held = claim.held, []
+    for receipt in held:
+        await store.save_receipt(receipt)
 
 
 async def _release(store: StateStore, key: IdempotencyKey) -> None:
@@ -146,9 +173,6 @@ async def _answer(request: PlanRequest, client: CallSender, store: StateStore, c
             claim.key = key
             return None
         return begun.outcome if isinstance(begun.outcome, bytes) else None
-    if isinstance(request, SaveReceipt):
-        await store.save_receipt(_receipt(request))
-        return None
     if isinstance(request, LoadReceipts):
         return await _load_receipts(request, store)
     raise TypeError(f"unexpected plan request {type(request).__name__}")

@@ -148,6 +148,12 @@ def _compile(env: SandboxedEnvironment, node: nodes.Node) -> Evaluate:
         return lambda context: then(context) if test(context) else otherwise(context)
     if isinstance(node, nodes.Compare):
         return _compare(env, node)
+    if isinstance(node, nodes.Concat) and env.autoescape is False:
+        # Jinja's ``~`` without autoescape is ``str_join``: ``"".join(map(str, items))``.
+        items = [_compile(env, item) for item in node.nodes]
+        return lambda context: "".join([str(item(context)) for item in items])
+    if isinstance(node, nodes.Test):
+        return _test(env, node)
     if isinstance(node, nodes.List):
         items = [_compile(env, item) for item in node.items]
         return lambda context: [item(context) for item in items]
@@ -220,6 +226,14 @@ def _filter(env: SandboxedEnvironment, node: nodes.Filter) -> Evaluate:
         return function(value, *(arg(context) for arg in args), **{key: arg(context) for key, arg in kwargs})
 
     return evaluate
+
+
+def _test(env: SandboxedEnvironment, node: nodes.Test) -> Evaluate:
+    # Only ``is none``: the tests that matter for Undefined (defined, undefined...) stay Jinja's.
+    if node.name != "none" or node.args or node.kwargs or node.dyn_args or node.dyn_kwargs:
+        raise _Unsupported
+    target = _compile(env, node.node)
+    return lambda context: target(context) is None
 
 
 def _call(env: SandboxedEnvironment, node: nodes.Call) -> Evaluate:

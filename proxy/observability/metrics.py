@@ -6,8 +6,14 @@ them all. Labels are bounded: routes are the matched resource's canonical path, 
 
 from __future__ import annotations
 
+from typing import Any, TypeVar
+
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.metrics import MetricWrapperBase
+
+M = TypeVar("M", bound=MetricWrapperBase)
+_BOUND: dict[tuple[Any, tuple[str, ...]], Any] = {}
 
 REQUESTS = Counter(
     "altinn_proxy_http_requests_total", "HTTP requests served", ["route", "method", "status_class"]
@@ -20,6 +26,19 @@ REQUEST_SECONDS = Histogram(
 )
 IN_FLIGHT = Gauge("altinn_proxy_http_in_flight", "Requests being served right now")
 READY = Gauge("altinn_proxy_ready", "1 when /readyz answers 200")
+
+
+def bound(metric: M, *values: str) -> M:
+    """``metric.labels(*values)``, remembered: the hot path skips the label checks and the lock.
+
+    Only for bounded label values (the same rule as for every label here); a child once bound stays
+    the metric's child for the life of the process (nothing here calls ``remove`` or ``clear``).
+    """
+    key = (metric, values)
+    child = _BOUND.get(key)
+    if child is None:
+        child = _BOUND[key] = metric.labels(*values)
+    return child
 
 
 async def _metrics(_: web.Request) -> web.Response:

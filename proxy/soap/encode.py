@@ -5,6 +5,13 @@ WCF writes no XML declaration, no whitespace, the envelope prefix ``s`` and, for
 element is emitted as the handler built it: its element order, namespaces and ``i:nil`` convention
 are the mapping's contract.
 
+A mapped answer arrives as bytes (``SoapReply.xml``, rendered from the mapping's template) and is
+spliced between the envelope's serialised head and tail instead of being parsed and serialised again.
+Invariant: only bytes that are one element, free of characters XML forbids, are spliced; the
+template's shape was proven well-formed when the mapping was loaded and every value in it is escaped.
+Anything else (a carriage return, a control character from upstream data, a leading comment) takes
+the old path: parsed (ill-formed bytes fail there, as before) and serialised by lxml.
+
 A streamed download is emitted in three pieces so the binary part never sits in memory: ``head``
 (bytes), then the chunks of ``stream`` (base64-encoded on the fly when the client did not use
 MTOM), then ``tail``.
@@ -13,9 +20,10 @@ MTOM), then ``tail``.
 from __future__ import annotations
 
 import base64
+import re
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lxml import etree
 
@@ -37,15 +45,43 @@ class SoapReply:
     """What an operation handler returns.
 
     ``element`` is the whole response element (``{Op}Response`` or the message-contract element);
-    it is moved into the reply envelope, so build a fresh one per call. For a streamed download,
+    it is moved into the reply envelope, so build a fresh one per call. Instead of ``element``, a
+    non-streamed reply may carry the element already serialised as ``xml`` (UTF-8, no XML
+    declaration), which is spliced into the envelope (see the module docstring). For a streamed download,
     ``stream`` yields the binary payload and ``stream_element`` is the descendant of ``element``
     that carries it (default: the ``{Op}Result`` element, else ``element`` itself).
     """
 
-    element: etree._Element
+    element: etree._Element | None
     stream: AsyncIterator[bytes] | None = None
     stream_element: etree._Element | None = None
     stream_content_type: str = "application/octet-stream"
+    xml: bytes | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if (self.element is None) == (self.xml is None):
+            raise ValueError("a SoapReply carries either element or xml")
+        if self.xml is not None and self.stream is not None:
+            raise ValueError("a streamed SoapReply carries an element, not xml")
+
+    def tree(self) -> etree._Element:
+        """The response element (parsed from ``xml`` when the reply carries bytes)."""
+        if self.element is not None:
+            return self.element
+        assert self.xml is not None
+        return etree.fromstring(self.xml, parser=_ANSWER_PARSER)
+
+
+_ANSWER_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+#: What may not be spliced: characters XML 1.0 forbids, and CR (a parser would turn it into LF,
+#: lxml writes ``&#13;``).
+_NOT_SPLICEABLE = re.compile(rb"[\x00-\x08\x0b-\x0d\x0e-\x1f]|\xef\xbf[\xbe\xbf]|\xed[\xa0-\xbf]")
+_NAME_START = re.compile(rb"<[A-Za-z_]")
+
+
+def spliceable(xml: bytes) -> bool:
+    """True when ``xml`` may be spliced into an envelope byte for byte (see the module docstring)."""
+    return _NAME_START.match(xml) is not None and xml.endswith(b">") and _NOT_SPLICEABLE.search(xml) is None
 
 
 @dataclass(frozen=True)
@@ -85,20 +121,47 @@ def _envelope(
     return envelope, body
 
 
+_FRAME_MARKER = "SPLICE-7c1d3f0e"
+_FRAMES: dict[tuple[SoapVersion, str | None], tuple[bytes, bytes]] = {}
+_MAX_FRAMES = 1024
+
+
+def _frame(version: SoapVersion, action: str | None, relates_to: str | None) -> tuple[bytes, bytes]:
+    """The envelope serialised around an empty body: the bytes before and after the answer.
+
+    Remembered per (version, action) when there is no per-call ``RelatesTo`` header.
+    """
+    key = (version, action)
+    if relates_to is None and (frame := _FRAMES.get(key)) is not None:
+        return frame
+    envelope, body = _envelope(version, action, relates_to)
+    body.text = _FRAME_MARKER
+    head, _, tail = _serialize(envelope).partition(_FRAME_MARKER.encode("ascii"))
+    if relates_to is None and len(_FRAMES) < _MAX_FRAMES:
+        _FRAMES[key] = (head, tail)
+    return head, tail
+
+
 def _serialize(element: etree._Element) -> bytes:
     return etree.tostring(element, encoding="utf-8", xml_declaration=False)
 
 
 def encode_reply(call: SoapCall, reply: SoapReply) -> EncodedMessage:
     """The HTTP 200 answer to ``call`` carrying ``reply`` (MTOM when the call was MTOM and streams)."""
+    if reply.xml is not None:
+        xml = reply.xml.strip()
+        if spliceable(xml):
+            head, tail = _frame(call.version, call.operation.reply_action, call.message_id)
+            return EncodedMessage(200, call.version.content_type, head + xml + tail)
+    element = reply.tree()
     envelope, body = _envelope(call.version, call.operation.reply_action, call.message_id)
-    body.append(reply.element)
+    body.append(element)
     if reply.stream is None:
         return EncodedMessage(200, call.version.content_type, _serialize(envelope))
     target = reply.stream_element
     if target is None:
-        found = find_local(reply.element, f"{call.operation.name}Result")
-        target = found if found is not None else reply.element
+        found = find_local(element, f"{call.operation.name}Result")
+        target = found if found is not None else element
     if call.mtom:
         return _mtom(call.version, envelope, target, reply)
     marker = f"STREAM-{uuid.uuid4().hex}"

@@ -21,6 +21,7 @@ Every failure is a :class:`proxy.errors.MalformedRequest` (well-formedness) or
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 
 from lxml import etree
@@ -59,6 +60,8 @@ def parse_xml(data: bytes, limits: XmlLimits = DEFAULT_LIMITS) -> etree._Element
     if data.startswith(_UTF8_BOM):
         data = data[len(_UTF8_BOM) :]
     _check_prolog(data)
+    if len(data) <= _FEED_SLICE:
+        return _parse_small(data, limits)
     parser = etree.XMLPullParser(
         events=("start", "end", "pi"),
         encoding="utf-8",
@@ -78,17 +81,73 @@ def parse_xml(data: bytes, limits: XmlLimits = DEFAULT_LIMITS) -> etree._Element
         root = parser.close()
         walker.consume(parser.read_events())
     except etree.XMLSyntaxError as error:
-        if "depth" in str(error.msg).lower():
-            raise HostileXml(f"the XML is nested deeper than {limits.max_depth} levels") from None
-        line, column = error.position
-        raise MalformedRequest(
-            f"the request body is not well-formed XML (line {line}, column {column})"
-        ) from None
+        raise _syntax_error(error, limits) from None
     tree = root.getroottree()
     docinfo = tree.docinfo
     if docinfo.internalDTD is not None or docinfo.externalDTD is not None or docinfo.system_url:
         raise HostileXml("a DOCTYPE is not allowed in a SOAP message")
     return root
+
+
+def _parse_small(data: bytes, limits: XmlLimits) -> etree._Element:
+    """A document of at most one feed slice: parsed in one call, then walked for the limits.
+
+    The pull parser would have been fed the whole of it at once too, so parsing it in one call with
+    a reusable parser changes nothing about what reaches lxml. The limits are then checked on the
+    finished tree: in C (two compiled XPaths) when the document is too small to break the element
+    and text limits at all (an element takes at least 4 bytes, a text no more than the document),
+    else by walking it event by event as the pull parser's events are. Comments are already removed.
+    """
+    try:
+        root = etree.fromstring(data, parser=_small_parser(limits.max_text_length > _LIBXML_TEXT_LIMIT))
+    except etree.XMLSyntaxError as error:
+        raise _syntax_error(error, limits) from None
+    if len(data) // 4 <= limits.max_elements and len(data) <= limits.max_text_length:
+        if _HAS_PI(root):
+            raise HostileXml("processing instructions are not allowed in a SOAP message")
+        if _TOO_DEEP(root, depth=limits.max_depth):
+            raise HostileXml(f"the XML is nested deeper than {limits.max_depth} levels")
+    else:
+        _LimitWalker(limits).consume(etree.iterwalk(root, events=("start", "end", "pi")))
+        if any(True for _ in root.itersiblings()) or any(True for _ in root.itersiblings(preceding=True)):
+            raise HostileXml("processing instructions are not allowed in a SOAP message")
+    docinfo = root.getroottree().docinfo
+    if docinfo.internalDTD is not None or docinfo.externalDTD is not None or docinfo.system_url:
+        raise HostileXml("a DOCTYPE is not allowed in a SOAP message")
+    return root
+
+
+_PARSERS = threading.local()
+#: Anywhere in the document, before, inside or after the root element.
+_HAS_PI = etree.XPath("boolean(//processing-instruction())")
+#: An element below ``depth`` others is nested deeper than ``depth`` levels (the root is level 1).
+_TOO_DEEP = etree.XPath("boolean(//*[count(ancestor::*) >= $depth])")
+
+
+def _small_parser(huge_tree: bool) -> etree.XMLParser:
+    """This thread's reusable parser (lxml parsers must not be shared between threads)."""
+    name = "huge" if huge_tree else "normal"
+    parser: etree.XMLParser | None = getattr(_PARSERS, name, None)
+    if parser is None:
+        parser = etree.XMLParser(
+            encoding="utf-8",
+            resolve_entities=False,
+            no_network=True,
+            load_dtd=False,
+            dtd_validation=False,
+            huge_tree=huge_tree,
+            remove_comments=True,
+            collect_ids=False,
+        )
+        setattr(_PARSERS, name, parser)
+    return parser
+
+
+def _syntax_error(error: etree.XMLSyntaxError, limits: XmlLimits) -> HostileXml | MalformedRequest:
+    if "depth" in str(error.msg).lower():
+        return HostileXml(f"the XML is nested deeper than {limits.max_depth} levels")
+    line, column = error.position
+    return MalformedRequest(f"the request body is not well-formed XML (line {line}, column {column})")
 
 
 def _check_prolog(data: bytes) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import abc
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Self
@@ -231,6 +231,30 @@ class Store(abc.ABC):
                 continue  # replaced concurrently; the listing shows what exists now
         return receipts
 
+    # -- the end of a submission -----------------------------------------------------------------
+
+    async def finish(
+        self, receipts: Sequence[Receipt] = (), completion: tuple[IdempotencyKey, Outcome] | None = None
+    ) -> None:
+        """:meth:`save_receipt` for each of ``receipts``, then :meth:`complete`, in one transaction.
+
+        The trailing writes of a submission, made durable together before its answer is sent: either
+        all of them are committed or none is. A receipt on an id the org does not own is ``NotFound``
+        and nothing is written, exactly as :meth:`save_receipt`.
+        """
+        for receipt in receipts:
+            check_receipt(receipt)
+        encoded = None
+        if completion is not None:
+            key, outcome = completion
+            fmt, payload = encode_outcome(outcome)
+            encoded = (key.digest, key.caller, key.operation, fmt, payload)
+        if not receipts and encoded is None:
+            return
+        refused = await self._finish(list(receipts), encoded, self._now())
+        if refused is not None:
+            raise not_found(RECEIPT_KIND, refused)
+
     # -- helpers and backend primitives ----------------------------------------------------------
 
     def _now(self) -> datetime:
@@ -280,6 +304,18 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def _save_receipt(self, receipt: Receipt, now: datetime) -> bool:
         """Write the receipt tree; False (and nothing written) if an id is not the owner's."""
+
+    @abc.abstractmethod
+    async def _finish(
+        self,
+        receipts: list[Receipt],
+        completion: tuple[str, str, str, str, bytes] | None,
+        now: datetime,
+    ) -> int | None:
+        """Save ``receipts`` and complete ``(digest, caller, operation, fmt, payload)`` atomically.
+
+        Returns the id of the first receipt the org does not own (and writes nothing), else None.
+        """
 
     @abc.abstractmethod
     async def _load_receipt(self, receipt_id: int, owner_org: str) -> Receipt | None: ...

@@ -300,20 +300,7 @@ class PostgresStore(Store):
         self, digest: str, caller: str, operation: str, fmt: str, payload: bytes, now: datetime
     ) -> None:
         async with self._connection() as connection:
-            await connection.execute(
-                "INSERT INTO idempotency (digest, caller, operation, state, token, lease_until, "
-                "outcome_format, outcome, created_at, completed_at) "
-                "VALUES ($1, $2, $3, 'completed', '', $6, $4, $5, $6, $6) "
-                "ON CONFLICT (digest) DO UPDATE SET state = 'completed', "
-                "outcome_format = excluded.outcome_format, outcome = excluded.outcome, "
-                "completed_at = excluded.completed_at WHERE idempotency.state = 'in_flight'",
-                digest,
-                caller,
-                operation,
-                fmt,
-                payload,
-                now,
-            )
+            await _complete_on(connection, (digest, caller, operation, fmt, payload), now)
 
     async def _release(self, digest: str) -> None:
         async with self._connection() as connection:
@@ -334,47 +321,25 @@ class PostgresStore(Store):
     # -- receipts --------------------------------------------------------------------------------
 
     async def _save_receipt(self, receipt: Receipt, now: datetime) -> bool:
-        tree = [
-            receipt,
-            *(replace(sub, parent_receipt_id=receipt.receipt_id) for sub in receipt.sub_receipts),
-        ]
-        wanted = sorted({item.receipt_id for item in tree})
         async with self._connection() as connection, connection.transaction():
-            owned = await connection.fetchval(
-                "SELECT count(*) FROM id_registry WHERE owner_org = $1 AND legacy_id = ANY($2::integer[])",
-                receipt.owner_org,
-                wanted,
-            )
-            if owned != len(wanted):
-                return False
-            for item in tree:
-                await connection.execute(
-                    f"INSERT INTO receipts ({_RECEIPT_COLUMNS}) "  # noqa: S608
-                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
-                    "ON CONFLICT (receipt_id) DO UPDATE SET parent_receipt_id = excluded.parent_receipt_id, "
-                    "status = excluded.status, text = excluded.text, type_name = excluded.type_name, "
-                    "history = excluded.history, references_json = excluded.references_json, "
-                    "last_changed = excluded.last_changed",
-                    item.receipt_id,
-                    item.owner_org,
-                    item.parent_receipt_id,
-                    str(item.status),
-                    item.text,
-                    item.type_name,
-                    item.history,
-                    item.references_json(),
-                    item.created_at or now,
-                    item.last_changed,
-                )
-                await connection.execute(
-                    "DELETE FROM receipt_references WHERE receipt_id = $1", item.receipt_id
-                )
-                await connection.executemany(
-                    "INSERT INTO receipt_references (receipt_id, type_name, value) VALUES ($1, $2, $3) "
-                    "ON CONFLICT DO NOTHING",
-                    [(item.receipt_id, ref.type_name, ref.value) for ref in item.references],
-                )
-            return True
+            return await _save_receipt_on(connection, receipt, now)
+
+    async def _finish(
+        self,
+        receipts: list[Receipt],
+        completion: tuple[str, str, str, str, bytes] | None,
+        now: datetime,
+    ) -> int | None:
+        try:
+            async with self._connection() as connection, connection.transaction():
+                for receipt in receipts:
+                    if not await _save_receipt_on(connection, receipt, now):
+                        raise _Refused(receipt.receipt_id)  # rolls back the receipts saved so far
+                if completion is not None:
+                    await _complete_on(connection, completion, now)
+        except _Refused as refused:
+            return refused.receipt_id
+        return None
 
     async def _load_receipt(self, receipt_id: int, owner_org: str) -> Receipt | None:
         async with self._connection() as connection:
@@ -426,3 +391,77 @@ def _receipt_from_record(row: asyncpg.Record, sub_receipts: tuple[Receipt, ...])
         created_at=row["created_at"],
         sub_receipts=sub_receipts,
     )
+
+
+class _Refused(Exception):
+    """A receipt of :meth:`PostgresStore._finish` is on an id the org does not own."""
+
+    def __init__(self, receipt_id: int) -> None:
+        super().__init__(receipt_id)
+        self.receipt_id = receipt_id
+
+
+async def _complete_on(
+    connection: asyncpg.pool.PoolConnectionProxy,
+    completion: tuple[str, str, str, str, bytes],
+    now: datetime,
+) -> None:
+    digest, caller, operation, fmt, payload = completion
+    await connection.execute(
+        "INSERT INTO idempotency (digest, caller, operation, state, token, lease_until, "
+        "outcome_format, outcome, created_at, completed_at) "
+        "VALUES ($1, $2, $3, 'completed', '', $6, $4, $5, $6, $6) "
+        "ON CONFLICT (digest) DO UPDATE SET state = 'completed', "
+        "outcome_format = excluded.outcome_format, outcome = excluded.outcome, "
+        "completed_at = excluded.completed_at WHERE idempotency.state = 'in_flight'",
+        digest,
+        caller,
+        operation,
+        fmt,
+        payload,
+        now,
+    )
+
+
+async def _save_receipt_on(
+    connection: asyncpg.pool.PoolConnectionProxy, receipt: Receipt, now: datetime
+) -> bool:
+    """Write the receipt tree inside the caller's transaction; False when an id is not the owner's."""
+    tree = [
+        receipt,
+        *(replace(sub, parent_receipt_id=receipt.receipt_id) for sub in receipt.sub_receipts),
+    ]
+    wanted = sorted({item.receipt_id for item in tree})
+    owned = await connection.fetchval(
+        "SELECT count(*) FROM id_registry WHERE owner_org = $1 AND legacy_id = ANY($2::integer[])",
+        receipt.owner_org,
+        wanted,
+    )
+    if owned != len(wanted):
+        return False
+    for item in tree:
+        await connection.execute(
+            f"INSERT INTO receipts ({_RECEIPT_COLUMNS}) "  # noqa: S608
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
+            "ON CONFLICT (receipt_id) DO UPDATE SET parent_receipt_id = excluded.parent_receipt_id, "
+            "status = excluded.status, text = excluded.text, type_name = excluded.type_name, "
+            "history = excluded.history, references_json = excluded.references_json, "
+            "last_changed = excluded.last_changed",
+            item.receipt_id,
+            item.owner_org,
+            item.parent_receipt_id,
+            str(item.status),
+            item.text,
+            item.type_name,
+            item.history,
+            item.references_json(),
+            item.created_at or now,
+            item.last_changed,
+        )
+        await connection.execute("DELETE FROM receipt_references WHERE receipt_id = $1", item.receipt_id)
+        await connection.executemany(
+            "INSERT INTO receipt_references (receipt_id, type_name, value) VALUES ($1, $2, $3) "
+            "ON CONFLICT DO NOTHING",
+            [(item.receipt_id, ref.type_name, ref.value) for ref in item.references],
+        )
+    return True

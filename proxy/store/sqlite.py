@@ -1,24 +1,30 @@
 """The SQLite backend: one file in the data directory, WAL mode, the zero-configuration default.
 
-One connection per store, used by one task at a time (an ``asyncio.Lock``); aiosqlite runs every call
-on its own thread, so waiting for the file lock never blocks the event loop. Every write runs in
-``BEGIN IMMEDIATE``, which takes SQLite's single write lock up front: two processes on the same file
-are serialized by SQLite itself, never by Python state. ``synchronous=FULL`` makes each commit durable
-before the call returns.
+One connection per store, owned by one worker thread (:class:`_Worker`), so waiting for the file lock
+or an fsync never blocks the event loop. Every store operation is one plain function run whole on that
+thread: one thread hop per operation, not one per statement.
+
+Group commit: write operations that are queued together run in one ``BEGIN IMMEDIATE`` ... ``COMMIT``
+(each inside its own ``SAVEPOINT``, so a failing operation undoes only its own statements), and their
+callers are answered only after that ``COMMIT`` returned. With ``synchronous=FULL`` (always set) every
+acknowledged write is therefore on disk, exactly as with one transaction per operation; concurrent
+submissions share the fsync instead of queueing for one each. ``BEGIN IMMEDIATE`` takes SQLite's single
+write lock up front: two processes on the same file are serialized by SQLite itself, never by Python
+state. Reads run outside any write transaction and never see uncommitted data.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import queue
 import sqlite3
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
-from dataclasses import replace
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
-
-import aiosqlite
+from typing import Any, TypeVar
 
 from proxy.errors import ProxyError, StoreUnavailable
 from proxy.store.base import Store
@@ -38,6 +44,11 @@ from proxy.store.model import (
 
 _BUSY_TIMEOUT_MS = 15_000
 _IN_CHUNK = 500
+#: Most write operations committed together; bounds how long one group holds the write lock.
+_MAX_GROUP = 64
+
+T = TypeVar("T")
+Work = Callable[[sqlite3.Connection], T]
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
@@ -92,32 +103,159 @@ _RECEIPT_COLUMNS = (
 )
 
 
+@dataclass(eq=False)
+class _Job:
+    work: Work[Any]
+    write: bool
+    future: asyncio.Future[Any]
+    outcome: tuple[bool, Any] = field(default=(False, None))
+
+
+_STOP = object()
+
+
+class _Worker:
+    """The thread that owns the connection and runs every operation, grouping queued writes.
+
+    Callers are answered with one ``call_soon_threadsafe`` per group, after its ``COMMIT``.
+    """
+
+    def __init__(self, connection: sqlite3.Connection, where: str) -> None:
+        self._db = connection
+        self._where = where
+        self._jobs: queue.SimpleQueue[_Job | object] = queue.SimpleQueue()
+        self._closed = False
+        self._thread = threading.Thread(target=self._serve, name=f"store {where}", daemon=True)
+        self._thread.start()
+
+    async def run(self, work: Work[T], *, write: bool) -> T:
+        """Run ``work(connection)`` on the worker; with ``write``, inside a committed transaction."""
+        if self._closed:
+            raise StoreUnavailable(f"the SQLite store at {self._where} is closed")
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._jobs.put(_Job(work, write, future))
+        return await future
+
+    async def close(self) -> None:
+        """Finish the queued operations, then close the connection and end the thread (idempotent)."""
+        if not self._closed:
+            self._closed = True
+            self._jobs.put(_STOP)
+        await asyncio.to_thread(self._thread.join)
+
+    def _serve(self) -> None:
+        try:
+            while True:
+                jobs: list[_Job] = []
+                item = self._jobs.get()
+                stop = item is _STOP
+                while not stop:
+                    assert isinstance(item, _Job)
+                    jobs.append(item)
+                    if len(jobs) >= _MAX_GROUP:
+                        break
+                    try:
+                        item = self._jobs.get_nowait()
+                    except queue.Empty:
+                        break
+                    stop = item is _STOP
+                self._run_all(jobs)
+                if stop:
+                    return
+        finally:
+            self._db.close()
+
+    def _run_all(self, jobs: list[_Job]) -> None:
+        writes = [job for job in jobs if job.write]
+        for job in jobs:
+            if not job.write:
+                job.outcome = self._attempt(job.work)
+        if writes:
+            self._commit_group(writes)
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Job]] = {}
+        for job in jobs:
+            by_loop.setdefault(job.future.get_loop(), []).append(job)
+        for loop, answered in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+                loop.call_soon_threadsafe(_deliver, answered)
+
+    def _commit_group(self, writes: list[_Job]) -> None:
+        db = self._db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            for job in writes:
+                db.execute("SAVEPOINT job")
+                job.outcome = self._attempt(job.work)
+                if not job.outcome[0]:
+                    db.execute("ROLLBACK TO job")
+                db.execute("RELEASE job")
+            db.execute("COMMIT")
+        except sqlite3.Error as error:
+            # Nothing of the group is committed: every caller learns it, none is told otherwise.
+            if db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+            failure = self._unavailable(error)
+            for job in writes:
+                job.outcome = (False, failure)
+
+    def _attempt(self, work: Work[Any]) -> tuple[bool, Any]:
+        try:
+            return True, work(self._db)
+        except ProxyError as error:
+            return False, error
+        except (sqlite3.Error, ValueError) as error:
+            return False, self._unavailable(error)
+        except Exception as error:  # handed to the caller: the worker thread must live on
+            return False, error
+
+    def _unavailable(self, error: Exception) -> StoreUnavailable:
+        return StoreUnavailable(f"the SQLite store at {self._where} failed: {error}")
+
+
+def _deliver(jobs: list[_Job]) -> None:
+    for job in jobs:
+        if job.future.done():
+            continue  # the caller was cancelled; a write it asked for is committed all the same
+        ok, value = job.outcome
+        if ok:
+            job.future.set_result(value)
+        else:
+            job.future.set_exception(value)
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    connection = sqlite3.connect(
+        path, isolation_level=None, timeout=_BUSY_TIMEOUT_MS / 1000, check_same_thread=False
+    )
+    try:
+        connection.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute("PRAGMA synchronous = FULL")
+        connection.execute("PRAGMA foreign_keys = ON")
+    except sqlite3.Error:
+        connection.close()
+        raise
+    return connection
+
+
 class SqliteStore(Store):
     """:class:`Store` on one SQLite file. Open with :meth:`open` (or :func:`proxy.store.open_store`)."""
 
-    def __init__(self, path: Path, connection: aiosqlite.Connection, options: StoreOptions) -> None:
+    def __init__(self, path: Path, worker: _Worker, options: StoreOptions) -> None:
         super().__init__(options)
         self._path = path
-        self._db = connection
-        self._lock = asyncio.Lock()
+        self._worker = worker
 
     @classmethod
     async def open(cls, path: Path, options: StoreOptions) -> SqliteStore:
         """Open (creating the file and its directory on first start) with WAL and durable commits."""
         try:
-            await asyncio.to_thread(path.parent.mkdir, mode=0o700, parents=True, exist_ok=True)
-            connection = await aiosqlite.connect(path, isolation_level=None, timeout=_BUSY_TIMEOUT_MS / 1000)
+            connection = await asyncio.to_thread(_connect, path)
         except (OSError, sqlite3.Error) as error:
             raise StoreUnavailable(f"cannot open the SQLite store at {path}: {error}") from error
-        try:
-            await connection.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-            await connection.execute("PRAGMA journal_mode = WAL")
-            await connection.execute("PRAGMA synchronous = FULL")
-            await connection.execute("PRAGMA foreign_keys = ON")
-        except sqlite3.Error as error:
-            await connection.close()
-            raise StoreUnavailable(f"cannot use the SQLite store at {path}: {error}") from error
-        return cls(path, connection, options)
+        return cls(path, _Worker(connection, str(path)), options)
 
     @property
     def description(self) -> str:
@@ -130,78 +268,61 @@ class SqliteStore(Store):
         return latest_version(MIGRATIONS)
 
     async def close(self) -> None:
-        """Close the connection (idempotent)."""
-        async with self._lock:
-            await self._db.close()
-
-    @asynccontextmanager
-    async def _session(self, *, write: bool) -> AsyncIterator[aiosqlite.Connection]:
-        """Exclusive use of the connection; with ``write``, inside ``BEGIN IMMEDIATE`` ... ``COMMIT``."""
-        async with self._lock:
-            try:
-                if not write:
-                    yield self._db
-                    return
-                await self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self._db
-                except BaseException:
-                    await self._db.rollback()
-                    raise
-                await self._db.commit()
-            except ProxyError:
-                raise
-            except (sqlite3.Error, ValueError) as error:
-                # aiosqlite raises ValueError once the connection is closed.
-                raise StoreUnavailable(f"the SQLite store at {self._path} failed: {error}") from error
+        """Close the connection after the operations already queued (idempotent)."""
+        await self._worker.close()
 
     # -- schema ----------------------------------------------------------------------------------
 
     async def migrate(self) -> int:
         """Apply pending migrations inside one write transaction."""
-        async with self._session(write=True) as db:
-            await db.execute(
+        stamp = encode_timestamp(self._now())
+
+        def work(db: sqlite3.Connection) -> int:
+            db.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations ("
                 "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
             )
-            applied = await _applied_version(db)
-            for migration in pending(MIGRATIONS, applied, where=self.description):
+            for migration in pending(MIGRATIONS, _applied_version(db), where=self.description):
                 for statement in migration.statements:
-                    await db.execute(statement)
-                await db.execute(
+                    db.execute(statement)
+                db.execute(
                     "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                    (migration.version, migration.name, encode_timestamp(self._now())),
+                    (migration.version, migration.name, stamp),
                 )
-        return latest_version(MIGRATIONS)
+            return latest_version(MIGRATIONS)
+
+        return await self._worker.run(work, write=True)
 
     async def schema_version(self) -> int:
         """The highest applied migration, 0 for a new file."""
-        async with self._session(write=False) as db:
-            cursor = await db.execute(
+
+        def work(db: sqlite3.Connection) -> int:
+            row = db.execute(
                 "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
-            )
-            row = await cursor.fetchone()
+            ).fetchone()
             if row is None or row[0] == 0:
                 return 0
-            return await _applied_version(db)
+            return _applied_version(db)
+
+        return await self._worker.run(work, write=False)
 
     async def ping(self) -> None:
         """Run ``SELECT 1``."""
-        async with self._session(write=False) as db:
-            await db.execute("SELECT 1")
+        await self._worker.run(lambda db: db.execute("SELECT 1").fetchone(), write=False)
 
     # -- id registry -----------------------------------------------------------------------------
 
     async def _allocate(
         self, kind: str, owner_org: str, guids: list[str], now: datetime
     ) -> Mapping[str, int]:
-        async with self._session(write=True) as db:
-            ids = await _select_ids(db, kind, owner_org, guids)
-            created = encode_timestamp(now)
+        created = encode_timestamp(now)
+
+        def work(db: sqlite3.Connection) -> dict[str, int]:
+            ids = _select_ids(db, kind, owner_org, guids)
             for guid in guids:
                 if guid in ids:
                     continue
-                cursor = await db.execute(
+                cursor = db.execute(
                     "INSERT INTO id_registry (kind, guid, owner_org, created_at) VALUES (?, ?, ?, ?)",
                     (kind, guid, owner_org, created),
                 )
@@ -211,49 +332,59 @@ class SqliteStore(Store):
                 ids[guid] = legacy_id
             return ids
 
+        return await self._worker.run(work, write=True)
+
     async def _resolve(self, kind: str, legacy_id: int, owner_org: str) -> str | None:
-        async with self._session(write=False) as db:
-            cursor = await db.execute(
+        def work(db: sqlite3.Connection) -> str | None:
+            row = db.execute(
                 "SELECT guid FROM id_registry WHERE legacy_id = ? AND kind = ? AND owner_org = ?",
                 (legacy_id, kind, owner_org),
-            )
-            row = await cursor.fetchone()
+            ).fetchone()
             return None if row is None else str(row[0])
+
+        return await self._worker.run(work, write=False)
 
     async def _resolve_among(
         self, kind: str, legacy_id: int, owner_orgs: list[str]
     ) -> tuple[str, str] | None:
         # Only "?" placeholders are interpolated; every value is bound as a parameter.
         placeholders = ", ".join("?" for _ in owner_orgs)
-        async with self._session(write=False) as db:
-            cursor = await db.execute(
+
+        def work(db: sqlite3.Connection) -> tuple[str, str] | None:
+            row = db.execute(
                 "SELECT guid, owner_org FROM id_registry "  # noqa: S608
                 f"WHERE legacy_id = ? AND kind = ? AND owner_org IN ({placeholders})",
                 (legacy_id, kind, *owner_orgs),
-            )
-            row = await cursor.fetchone()
+            ).fetchone()
             return None if row is None else (str(row[0]), str(row[1]))
+
+        return await self._worker.run(work, write=False)
 
     # -- idempotency -----------------------------------------------------------------------------
 
     async def _insert_in_flight(
         self, digest: str, caller: str, operation: str, token: str, now: datetime, lease_until: datetime
     ) -> bool:
-        async with self._session(write=True) as db:
-            cursor = await db.execute(
+        values = (digest, caller, operation, token, encode_timestamp(lease_until), encode_timestamp(now))
+
+        def work(db: sqlite3.Connection) -> bool:
+            cursor = db.execute(
                 "INSERT INTO idempotency (digest, caller, operation, state, token, lease_until, created_at) "
                 "VALUES (?, ?, ?, 'in_flight', ?, ?, ?) ON CONFLICT (digest) DO NOTHING",
-                (digest, caller, operation, token, encode_timestamp(lease_until), encode_timestamp(now)),
+                values,
             )
             return cursor.rowcount == 1
 
+        return await self._worker.run(work, write=True)
+
     async def _read_idempotency(self, digest: str) -> InFlightRecord | None:
-        async with self._session(write=False) as db:
-            cursor = await db.execute(
+        def work(db: sqlite3.Connection) -> Any:
+            return db.execute(
                 "SELECT state, token, lease_until, outcome_format, outcome FROM idempotency WHERE digest = ?",
                 (digest,),
-            )
-            row = await cursor.fetchone()
+            ).fetchone()
+
+        row = await self._worker.run(work, write=False)
         if row is None:
             return None
         state, token, lease_until, fmt, outcome = row
@@ -267,123 +398,171 @@ class SqliteStore(Store):
     async def _take_over(
         self, digest: str, old_token: str, new_token: str, now: datetime, lease_until: datetime
     ) -> bool:
-        async with self._session(write=True) as db:
-            cursor = await db.execute(
+        stamp = encode_timestamp(now)
+        values = (new_token, encode_timestamp(lease_until), stamp, digest, old_token, stamp)
+
+        def work(db: sqlite3.Connection) -> bool:
+            cursor = db.execute(
                 "UPDATE idempotency SET token = ?, lease_until = ?, created_at = ? "
                 "WHERE digest = ? AND state = 'in_flight' AND token = ? AND lease_until <= ?",
-                (
-                    new_token,
-                    encode_timestamp(lease_until),
-                    encode_timestamp(now),
-                    digest,
-                    old_token,
-                    encode_timestamp(now),
-                ),
+                values,
             )
             return cursor.rowcount == 1
+
+        return await self._worker.run(work, write=True)
 
     async def _complete(
         self, digest: str, caller: str, operation: str, fmt: str, payload: bytes, now: datetime
     ) -> None:
         stamp = encode_timestamp(now)
-        async with self._session(write=True) as db:
-            await db.execute(
-                "INSERT INTO idempotency (digest, caller, operation, state, token, lease_until, "
-                "outcome_format, outcome, created_at, completed_at) "
-                "VALUES (?, ?, ?, 'completed', '', ?, ?, ?, ?, ?) "
-                "ON CONFLICT (digest) DO UPDATE SET state = 'completed', "
-                "outcome_format = excluded.outcome_format, outcome = excluded.outcome, "
-                "completed_at = excluded.completed_at WHERE idempotency.state = 'in_flight'",
-                (digest, caller, operation, stamp, fmt, payload, stamp, stamp),
-            )
+        await self._worker.run(
+            lambda db: _complete(db, (digest, caller, operation, fmt, payload), stamp), write=True
+        )
 
     async def _release(self, digest: str) -> None:
-        async with self._session(write=True) as db:
-            await db.execute("DELETE FROM idempotency WHERE digest = ? AND state = 'in_flight'", (digest,))
+        await self._worker.run(
+            lambda db: db.execute(
+                "DELETE FROM idempotency WHERE digest = ? AND state = 'in_flight'", (digest,)
+            ),
+            write=True,
+        )
 
     async def _purge(self, cutoff: datetime, now: datetime) -> int:
-        async with self._session(write=True) as db:
-            cursor = await db.execute(
+        values = (encode_timestamp(cutoff), encode_timestamp(now))
+
+        def work(db: sqlite3.Connection) -> int:
+            cursor = db.execute(
                 "DELETE FROM idempotency WHERE coalesce(completed_at, created_at) < ? "
                 "AND (state = 'completed' OR lease_until <= ?)",
-                (encode_timestamp(cutoff), encode_timestamp(now)),
+                values,
             )
             return cursor.rowcount
+
+        return await self._worker.run(work, write=True)
 
     # -- receipts --------------------------------------------------------------------------------
 
     async def _save_receipt(self, receipt: Receipt, now: datetime) -> bool:
-        tree = [
-            receipt,
-            *(replace(sub, parent_receipt_id=receipt.receipt_id) for sub in receipt.sub_receipts),
-        ]
-        wanted = sorted({item.receipt_id for item in tree})
-        async with self._session(write=True) as db:
-            marks = ", ".join("?" * len(wanted))
-            cursor = await db.execute(
-                f"SELECT count(*) FROM id_registry WHERE owner_org = ? AND legacy_id IN ({marks})",  # noqa: S608
-                (receipt.owner_org, *wanted),
-            )
-            row = await cursor.fetchone()
-            if row is None or row[0] != len(wanted):
-                return False
-            for item in tree:
-                await _upsert_receipt(db, item, encode_timestamp(now))
-            return True
+        stamp = encode_timestamp(now)
+        return await self._worker.run(lambda db: _save_receipt(db, receipt, stamp), write=True)
+
+    async def _finish(
+        self,
+        receipts: list[Receipt],
+        completion: tuple[str, str, str, str, bytes] | None,
+        now: datetime,
+    ) -> int | None:
+        stamp = encode_timestamp(now)
+
+        def work(db: sqlite3.Connection) -> int | None:
+            for receipt in receipts:
+                if not _save_receipt(db, receipt, stamp):
+                    # Undo the receipts saved so far: this operation's SAVEPOINT is rolled back.
+                    raise _Refused(receipt.receipt_id)
+            if completion is not None:
+                _complete(db, completion, stamp)
+            return None
+
+        try:
+            return await self._worker.run(work, write=True)
+        except _Refused as refused:
+            return refused.receipt_id
 
     async def _load_receipt(self, receipt_id: int, owner_org: str) -> Receipt | None:
-        async with self._session(write=False) as db:
-            cursor = await db.execute(
+        def work(db: sqlite3.Connection) -> Receipt | None:
+            row = db.execute(
                 f"SELECT {_RECEIPT_COLUMNS} FROM receipts WHERE receipt_id = ? AND owner_org = ?",  # noqa: S608
                 (receipt_id, owner_org),
-            )
-            row = await cursor.fetchone()
+            ).fetchone()
             if row is None:
                 return None
-            cursor = await db.execute(
+            children = db.execute(
                 f"SELECT {_RECEIPT_COLUMNS} FROM receipts "  # noqa: S608
                 "WHERE parent_receipt_id = ? AND owner_org = ? ORDER BY receipt_id",
                 (receipt_id, owner_org),
-            )
-            children = await cursor.fetchall()
-        return _receipt_from_row(row, tuple(_receipt_from_row(child, ()) for child in children))
+            ).fetchall()
+            return _receipt_from_row(row, tuple(_receipt_from_row(child, ()) for child in children))
+
+        return await self._worker.run(work, write=False)
 
     async def _find_receipt_ids(self, owner_org: str, reference: ReceiptReference) -> list[int]:
-        async with self._session(write=False) as db:
-            cursor = await db.execute(
+        def work(db: sqlite3.Connection) -> list[int]:
+            rows = db.execute(
                 "SELECT DISTINCT r.receipt_id FROM receipt_references AS rr "
                 "JOIN receipts AS r ON r.receipt_id = rr.receipt_id "
                 "WHERE rr.type_name = ? AND rr.value = ? AND r.owner_org = ? ORDER BY r.receipt_id",
                 (reference.type_name, reference.value, owner_org),
-            )
-            return [int(row[0]) for row in await cursor.fetchall()]
+            ).fetchall()
+            return [int(row[0]) for row in rows]
+
+        return await self._worker.run(work, write=False)
 
 
-async def _applied_version(db: aiosqlite.Connection) -> int:
-    cursor = await db.execute("SELECT coalesce(max(version), 0) FROM schema_migrations")
-    row = await cursor.fetchone()
+class _Refused(Exception):
+    """A receipt of :meth:`SqliteStore._finish` is on an id the org does not own."""
+
+    def __init__(self, receipt_id: int) -> None:
+        super().__init__(receipt_id)
+        self.receipt_id = receipt_id
+
+
+# -- statements, run on the worker thread ----------------------------------------------------------
+
+
+def _applied_version(db: sqlite3.Connection) -> int:
+    row = db.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
     return 0 if row is None else int(row[0])
 
 
-async def _select_ids(
-    db: aiosqlite.Connection, kind: str, owner_org: str, guids: list[str]
-) -> dict[str, int]:
+def _select_ids(db: sqlite3.Connection, kind: str, owner_org: str, guids: list[str]) -> dict[str, int]:
     ids: dict[str, int] = {}
     for start in range(0, len(guids), _IN_CHUNK):
         chunk = guids[start : start + _IN_CHUNK]
         marks = ", ".join("?" * len(chunk))
-        cursor = await db.execute(
+        rows = db.execute(
             f"SELECT guid, legacy_id FROM id_registry "  # noqa: S608
             f"WHERE kind = ? AND owner_org = ? AND guid IN ({marks})",
             (kind, owner_org, *chunk),
-        )
-        ids.update({str(guid): int(legacy_id) for guid, legacy_id in await cursor.fetchall()})
+        ).fetchall()
+        ids.update({str(guid): int(legacy_id) for guid, legacy_id in rows})
     return ids
 
 
-async def _upsert_receipt(db: aiosqlite.Connection, receipt: Receipt, now: str) -> None:
+def _complete(db: sqlite3.Connection, completion: tuple[str, str, str, str, bytes], stamp: str) -> None:
+    digest, caller, operation, fmt, payload = completion
+    db.execute(
+        "INSERT INTO idempotency (digest, caller, operation, state, token, lease_until, "
+        "outcome_format, outcome, created_at, completed_at) "
+        "VALUES (?, ?, ?, 'completed', '', ?, ?, ?, ?, ?) "
+        "ON CONFLICT (digest) DO UPDATE SET state = 'completed', "
+        "outcome_format = excluded.outcome_format, outcome = excluded.outcome, "
+        "completed_at = excluded.completed_at WHERE idempotency.state = 'in_flight'",
+        (digest, caller, operation, stamp, fmt, payload, stamp, stamp),
+    )
+
+
+def _save_receipt(db: sqlite3.Connection, receipt: Receipt, stamp: str) -> bool:
+    """Write the receipt tree; False (nothing written) when an id is not the owner's."""
+    tree = [
+        receipt,
+        *(replace(sub, parent_receipt_id=receipt.receipt_id) for sub in receipt.sub_receipts),
+    ]
+    wanted = sorted({item.receipt_id for item in tree})
+    marks = ", ".join("?" * len(wanted))
+    row = db.execute(
+        f"SELECT count(*) FROM id_registry WHERE owner_org = ? AND legacy_id IN ({marks})",  # noqa: S608
+        (receipt.owner_org, *wanted),
+    ).fetchone()
+    if row is None or row[0] != len(wanted):
+        return False
+    for item in tree:
+        _upsert_receipt(db, item, stamp)
+    return True
+
+
+def _upsert_receipt(db: sqlite3.Connection, receipt: Receipt, now: str) -> None:
     created = encode_timestamp(receipt.created_at) if receipt.created_at is not None else now
-    await db.execute(
+    db.execute(
         f"INSERT INTO receipts ({_RECEIPT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "  # noqa: S608
         "ON CONFLICT (receipt_id) DO UPDATE SET parent_receipt_id = excluded.parent_receipt_id, "
         "status = excluded.status, text = excluded.text, type_name = excluded.type_name, "
@@ -402,8 +581,8 @@ async def _upsert_receipt(db: aiosqlite.Connection, receipt: Receipt, now: str) 
             encode_timestamp(receipt.last_changed),
         ),
     )
-    await db.execute("DELETE FROM receipt_references WHERE receipt_id = ?", (receipt.receipt_id,))
-    await db.executemany(
+    db.execute("DELETE FROM receipt_references WHERE receipt_id = ?", (receipt.receipt_id,))
+    db.executemany(
         "INSERT INTO receipt_references (receipt_id, type_name, value) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
         [(receipt.receipt_id, ref.type_name, ref.value) for ref in receipt.references],
     )

@@ -28,6 +28,7 @@ from proxy.errors import (
     UnsupportedMediaType,
 )
 from proxy.identity.principal import LegacyCredentials, Principal
+from proxy.observability.metrics import bound
 from proxy.soap.catalogue import (
     TEST_OPERATION_NAME,
     Catalogue,
@@ -159,7 +160,7 @@ class _SoapEndpoint:
             reply = await self._invoke(call, request_id, request.remote)
             encoded = encode_reply(call, reply)
             response = await self._write(request, encoded)
-            SOAP_REQUESTS.labels(service.name, operation.name, "ok").inc()
+            bound(SOAP_REQUESTS, service.name, operation.name, "ok").inc()
             return response
         except ProxyError as error:
             return self._fault(error, version, request_id, service, operation)

@@ -193,16 +193,16 @@ async def test_a_crash_between_create_and_recording_the_answer_reuses_the_altinn
     world: World, reference: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = world.app[SERVICES].store
-    complete = store.complete
+    finish = store.finish  # records the answer (with the receipt) once the plan has ended
     failures: list[IdempotencyKey] = []
 
-    async def complete_fails_once(key: IdempotencyKey, outcome: Any) -> None:
-        if not failures:
-            failures.append(key)
+    async def finish_fails_once(receipts: Any = (), completion: Any = None) -> None:
+        if completion is not None and not failures:
+            failures.append(completion[0])
             raise StoreUnavailable("the state store went away")
-        await complete(key, outcome)
+        await finish(receipts, completion)
 
-    monkeypatch.setattr(store, "complete", complete_fails_once)
+    monkeypatch.setattr(store, "finish", finish_fails_once)
 
     lost_error_id, resent = await asyncio.to_thread(
         _send_until_answered, reference, world.proxy_url + AGENCY, "shipment-crash-1"
