@@ -78,7 +78,7 @@ class StateStore(IdStore, Protocol):
         """Record the outcome of a claimed submission."""
         ...
 
-    async def fail(self, key: IdempotencyKey) -> None:
+    async def fail(self, claim: Begun) -> None:
         """Release a claim after a failed attempt."""
         ...
 
@@ -105,57 +105,57 @@ async def execute(plan: Plan, client: CallSender, store: StateStore) -> LegacyAn
     """Run ``plan`` to its legacy answer (or its typed error)."""
     value: Any = None
     failure: ProxyError | None = None
-    claim = _Claim()
+    pending = _Pending()
     try:
         while True:
             try:
                 request = plan.throw(failure) if failure is not None else plan.send(value)
             except StopIteration as stop:
                 answer: LegacyAnswer = stop.value
-                completion = (claim.key, answer.xml) if claim.key is not None else None
-                await store.finish(claim.held, completion)
-                claim.key = None
+                completion = (pending.claim.key, answer.xml) if pending.claim is not None else None
+                await store.finish(pending.held, completion)
+                pending.claim = None
                 return answer
             except BaseException:
-                await _flush(store, claim)
+                await _flush(store, pending)
                 raise
             value, failure = None, None
             if isinstance(request, SaveReceipt):
-                claim.held.append(_receipt(request))
+                pending.held.append(_receipt(request))
                 continue
-            await _flush(store, claim)
+            await _flush(store, pending)
             try:
-                value = await _answer(request, client, store, claim)
+                value = await _answer(request, client, store, pending)
             except (UpstreamError, TokenError) as error:
                 failure = error
     finally:
         plan.close()
-        if claim.key is not None:
-            await _release(store, claim.key)
+        if pending.claim is not None:
+            await _release(store, pending.claim)
 
 
-class _Claim:
-    """The idempotency key this run claimed and has not yet completed, and receipts not yet written."""
+class _Pending:
+    """The idempotency claim this run holds and has not yet completed, and receipts not yet written."""
 
     def __init__(self) -> None:
-        self.key: IdempotencyKey | None = None
+        self.claim: Begun | None = None
         self.held: list[Receipt] = []
 
 
-async def _flush(store: StateStore, claim: _Claim) -> None:
-    held, claim.held = claim.held, []
+async def _flush(store: StateStore, pending: _Pending) -> None:
+    held, pending.held = pending.held, []
     for receipt in held:
         await store.save_receipt(receipt)
 
 
-async def _release(store: StateStore, key: IdempotencyKey) -> None:
+async def _release(store: StateStore, claim: Begun) -> None:
     # Best effort and shielded from our own cancellation: if the release is lost, the key's lease
     # runs out and a resend takes it over (see proxy.store.base).
     with contextlib.suppress(Exception):
-        await asyncio.shield(store.fail(key))
+        await asyncio.shield(store.fail(claim))
 
 
-async def _answer(request: PlanRequest, client: CallSender, store: StateStore, claim: _Claim) -> Any:
+async def _answer(request: PlanRequest, client: CallSender, store: StateStore, pending: _Pending) -> Any:
     if isinstance(request, Altinn3Call):
         return await client.send(request)
     if isinstance(request, CallBatch):
@@ -170,7 +170,7 @@ async def _answer(request: PlanRequest, client: CallSender, store: StateStore, c
         key = IdempotencyKey(request.caller, request.operation, request.reference)
         begun = await store.begin(key)
         if begun.is_new:
-            claim.key = key
+            pending.claim = begun
             return None
         return begun.outcome if isinstance(begun.outcome, bytes) else None
     if isinstance(request, LoadReceipts):

@@ -155,7 +155,7 @@ class Store(abc.ABC):
             now = self._now()
             token = uuid.uuid4().hex
             if await self._insert_in_flight(digest, key.caller, key.operation, token, now, now + lease):
-                return Begun(key, BeginState.NEW)
+                return Begun(key, BeginState.NEW, token=token)
             record = await self._read_idempotency(digest)
             if record is None:
                 continue  # released between our insert and our read: try to claim it again
@@ -163,7 +163,7 @@ class Store(abc.ABC):
                 return Begun(key, BeginState.COMPLETED, record.outcome)
             if record.lease_until <= now:
                 if await self._take_over(digest, record.token, token, now, now + lease):
-                    return Begun(key, BeginState.NEW)
+                    return Begun(key, BeginState.NEW, token=token)
                 continue
             if deadline is None:
                 deadline = now + self.options.in_flight_wait
@@ -182,12 +182,15 @@ class Store(abc.ABC):
         fmt, payload = encode_outcome(outcome)
         await self._complete(key.digest, key.caller, key.operation, fmt, payload, self._now())
 
-    async def fail(self, key: IdempotencyKey) -> None:
-        """Release an in-flight key after a failed attempt, so a retry starts afresh.
+    async def fail(self, claim: Begun) -> None:
+        """Release the key that ``claim`` (a ``NEW`` answer of :meth:`begin`) holds, so a retry starts afresh.
 
-        A completed key is left alone: a late failure report must not erase a delivered outcome.
+        Only this claim is released: if its lease ran out and a resend took the key over, the
+        newcomer's claim stays. A completed key is left alone: a late failure report must not erase
+        a delivered outcome.
         """
-        await self._release(key.digest)
+        if claim.token is not None:
+            await self._release(claim.key.digest, claim.token)
 
     async def purge_expired(self, now: datetime | None = None) -> int:
         """Delete idempotency records older than ``options.idempotency_retention``; return how many.
@@ -296,7 +299,8 @@ class Store(abc.ABC):
     ) -> None: ...
 
     @abc.abstractmethod
-    async def _release(self, digest: str) -> None: ...
+    async def _release(self, digest: str, token: str) -> None:
+        """Delete the in-flight row of ``digest`` if ``token`` still holds it."""
 
     @abc.abstractmethod
     async def _purge(self, cutoff: datetime, now: datetime) -> int: ...

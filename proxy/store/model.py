@@ -156,6 +156,8 @@ class Begun:
     key: IdempotencyKey
     state: BeginState
     outcome: Outcome | None = None
+    #: The claim's token when ``NEW``: :meth:`Store.fail` releases the key only while it still holds it.
+    token: str | None = field(default=None, repr=False)
 
     @property
     def is_new(self) -> bool:

@@ -302,10 +302,12 @@ class PostgresStore(Store):
         async with self._connection() as connection:
             await _complete_on(connection, (digest, caller, operation, fmt, payload), now)
 
-    async def _release(self, digest: str) -> None:
+    async def _release(self, digest: str, token: str) -> None:
         async with self._connection() as connection:
             await connection.execute(
-                "DELETE FROM idempotency WHERE digest = $1 AND state = 'in_flight'", digest
+                "DELETE FROM idempotency WHERE digest = $1 AND state = 'in_flight' AND token = $2",
+                digest,
+                token,
             )
 
     async def _purge(self, cutoff: datetime, now: datetime) -> int:

@@ -419,10 +419,11 @@ class SqliteStore(Store):
             lambda db: _complete(db, (digest, caller, operation, fmt, payload), stamp), write=True
         )
 
-    async def _release(self, digest: str) -> None:
+    async def _release(self, digest: str, token: str) -> None:
         await self._worker.run(
             lambda db: db.execute(
-                "DELETE FROM idempotency WHERE digest = ? AND state = 'in_flight'", (digest,)
+                "DELETE FROM idempotency WHERE digest = ? AND state = 'in_flight' AND token = ?",
+                (digest, token),
             ),
             write=True,
         )

@@ -307,7 +307,7 @@ async def expire_dead_claims(store_url: str, references: Iterable[str]) -> None:
             key = IdempotencyKey(SERVICE_OWNER[0], INSERT_OPERATION, reference)
             begun = await store.begin(key)
             if begun.state is BeginState.NEW:
-                await store.fail(key)
+                await store.fail(begun)
     finally:
         await store.close()
 

@@ -89,16 +89,15 @@ async def test_waiting_is_bounded(
 
 async def test_fail_lets_a_retry_proceed(store: Store) -> None:
     submission = key()
-    await store.begin(submission)
-    await store.fail(submission)
+    await store.fail(await store.begin(submission))
     assert (await store.begin(submission)).is_new
 
 
 async def test_a_late_failure_does_not_erase_a_delivered_outcome(store: Store) -> None:
     submission = key()
-    await store.begin(submission)
+    claim = await store.begin(submission)
     await store.complete(submission, {"receipt_id": 1})
-    await store.fail(submission)
+    await store.fail(claim)
     await store.complete(submission, {"receipt_id": 2})
     assert (await store.begin(submission)).outcome == {"receipt_id": 1}
 
@@ -113,6 +112,19 @@ async def test_a_dead_holder_is_replaced_after_its_lease(store: Store, clock: Fa
     assert (await store.begin(submission)).is_new
     with pytest.raises(InProgress):
         await store.begin(submission)  # the new holder has a fresh lease
+
+
+async def test_a_stale_holders_failure_leaves_the_newcomers_claim(store: Store, clock: FakeClock) -> None:
+    submission = key()
+    stale = await store.begin(submission)
+    clock.advance(timedelta(minutes=6))
+    newcomer = await store.begin(submission)
+    assert newcomer.is_new
+    await store.fail(stale)  # the slow first holder gives up after its lease was taken over
+    with pytest.raises(InProgress):
+        await store.begin(submission)  # the newcomer still holds the key
+    await store.fail(newcomer)
+    assert (await store.begin(submission)).is_new
 
 
 async def test_concurrent_begins_yield_exactly_one_new(open_test_store: OpenStore) -> None:
