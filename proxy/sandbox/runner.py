@@ -21,7 +21,7 @@ def banner(fakes: Fakes, host: str, port: int, metrics_port: int) -> str:
         f"  proxy:            {base}",
         f"  example endpoint: {base}/ServiceEngineExternal/CorrespondenceAgencyExternalBasic.svc?wsdl",
         f"  metrics:          http://127.0.0.1:{metrics_port}/metrics",
-        f"  fake Maskinporten:{fakes.maskinporten_url}",
+        f"  fake Maskinporten: {fakes.maskinporten_url}",
         f"  fake Altinn 3:    {fakes.platform_url}  (token exchange, Correspondence, Dialogporten, Broker)",
         "  legacy credentials:",
     ]
