@@ -9,7 +9,8 @@ the service address overridden to the proxy. zeep is synchronous: build and call
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,14 +53,24 @@ def mappings_dir() -> Path:
     return default_mappings_dir()
 
 
-@pytest.fixture
-async def world(
-    tmp_path: Path, altinn3_contract: Any, sandbox_keys: SandboxKeys, mappings_dir: Path
+@contextlib.asynccontextmanager
+async def run_world(
+    workdir: Path,
+    contract: Any,
+    keys: SandboxKeys,
+    mappings_dir: Path,
+    adjust: Callable[[Settings], Settings] = lambda settings: settings,
+    prepare: Callable[[Path], None] = lambda workdir: None,
 ) -> AsyncIterator[World]:
-    """Fakes judged by Altinn's published contract, and the proxy in front of them."""
-    async with start_fakes(tmp_path, observer=altinn3_contract, keys=sandbox_keys) as fakes:
-        await asyncio.to_thread(write_sandbox_files, tmp_path, fakes.keys)
-        settings = sandbox_settings(fakes, tmp_path, port=0, mappings_dir=mappings_dir)
+    """Start the fakes (judged by ``contract``) and the proxy in front of them.
+
+    ``prepare`` runs (in a thread) on the work directory once the sandbox files are written, e.g. to
+    add a caller to the credentials file; ``adjust`` edits the settings.
+    """
+    async with start_fakes(workdir, observer=contract, keys=keys) as fakes:
+        await asyncio.to_thread(write_sandbox_files, workdir, fakes.keys)
+        await asyncio.to_thread(prepare, workdir)
+        settings = adjust(sandbox_settings(fakes, workdir, port=0, mappings_dir=mappings_dir))
         app = create_app(settings)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
@@ -67,9 +78,18 @@ async def world(
             site = web.TCPSite(runner, "127.0.0.1", 0)
             await site.start()
             port = runner.addresses[0][1]
-            yield World(fakes, settings, app, f"http://127.0.0.1:{port}", tmp_path)
+            yield World(fakes, settings, app, f"http://127.0.0.1:{port}", workdir)
         finally:
             await runner.cleanup()
+
+
+@pytest.fixture
+async def world(
+    tmp_path: Path, altinn3_contract: Any, sandbox_keys: SandboxKeys, mappings_dir: Path
+) -> AsyncIterator[World]:
+    """Fakes judged by Altinn's published contract, and the proxy in front of them."""
+    async with run_world(tmp_path, altinn3_contract, sandbox_keys, mappings_dir) as running:
+        yield running
 
 
 def legacy_client(wsdl: Path, address: str) -> Any:

@@ -12,20 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 from lxml import etree
 
-from proxy.app import create_app
 from proxy.broker.manifest import MANIFEST_NAMESPACE
 from proxy.sandbox.broker_model import FileTransferStatus
 from proxy.sandbox.world import (
     SandboxKeys,
     default_mappings_dir,
-    sandbox_settings,
-    start_fakes,
-    write_sandbox_files,
 )
-from tests.e2e.conftest import World
+from proxy.settings import Settings
+from tests.e2e.conftest import World, run_world
 from tests.e2e.test_broker import (
     BASIC,
     RECIPIENT,
@@ -46,22 +42,15 @@ async def shim_world(
     mappings = tmp_path / "mappings"
     mappings.mkdir()
     shutil.copy(default_mappings_dir() / "broker.yaml", mappings / "broker.yaml")
-    async with start_fakes(tmp_path, observer=altinn3_contract, keys=sandbox_keys) as fakes:
-        await asyncio.to_thread(write_sandbox_files, tmp_path, fakes.keys)
-        settings = sandbox_settings(fakes, tmp_path, port=0, mappings_dir=mappings)
+
+    def shim(settings: Settings) -> Settings:
         shimmed = tuple(route.model_copy(update={"manifest_shim": True}) for route in settings.routing.broker)
-        routing = settings.routing.model_copy(update={"broker": shimmed})
-        settings = settings.model_copy(update={"routing": routing})
-        app = create_app(settings)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        try:
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
-            port = runner.addresses[0][1]
-            yield World(fakes, settings, app, f"http://127.0.0.1:{port}", tmp_path)
-        finally:
-            await runner.cleanup()
+        return settings.model_copy(
+            update={"routing": settings.routing.model_copy(update={"broker": shimmed})}
+        )
+
+    async with run_world(tmp_path, altinn3_contract, sandbox_keys, mappings, shim) as running:
+        yield running
 
 
 async def test_download_carries_a_fresh_manifest(shim_world: World, reference: os.PathLike[str]) -> None:

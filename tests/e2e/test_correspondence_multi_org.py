@@ -15,13 +15,11 @@ from typing import Any
 import pytest
 import yaml
 import zeep.exceptions
-from aiohttp import web
 
-from proxy.app import create_app
 from proxy.identity.passwords import hash_password
 from proxy.sandbox.correspondence_model import Status
-from proxy.sandbox.world import SandboxKeys, sandbox_settings, start_fakes, write_sandbox_files
-from tests.e2e.conftest import World, legacy_client
+from proxy.sandbox.world import SandboxKeys, default_mappings_dir
+from tests.e2e.conftest import World, legacy_client, run_world
 
 ORG_A, ORG_B = "310000019", "310000027"
 MULTI = ("multi-eus", "multi-eus-password")
@@ -45,19 +43,10 @@ def _add_caller_for_both_orgs(workdir: Path) -> None:
 @pytest.fixture
 async def world(tmp_path: Path, altinn3_contract: Any, sandbox_keys: SandboxKeys) -> AsyncIterator[World]:
     """The sandbox world with one more legacy caller, configured for both demo organisations."""
-    async with start_fakes(tmp_path, observer=altinn3_contract, keys=sandbox_keys) as fakes:
-        await asyncio.to_thread(write_sandbox_files, tmp_path, fakes.keys)
-        await asyncio.to_thread(_add_caller_for_both_orgs, tmp_path)
-        settings = sandbox_settings(fakes, tmp_path, port=0)
-        runner = web.AppRunner(create_app(settings), access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        try:
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
-            port = runner.addresses[0][1]
-            yield World(fakes, settings, runner.app, f"http://127.0.0.1:{port}", tmp_path)
-        finally:
-            await runner.cleanup()
+    async with run_world(
+        tmp_path, altinn3_contract, sandbox_keys, default_mappings_dir(), prepare=_add_caller_for_both_orgs
+    ) as running:
+        yield running
 
 
 def _send(agency: Any, shipment: str, reportee: str) -> None:
