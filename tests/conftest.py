@@ -11,10 +11,12 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -64,12 +66,31 @@ def _no_blocked_event_loop() -> Iterator[None]:
         pytest.fail("the event loop was blocked:\n" + "\n".join(blocked[:5]), pytrace=False)
 
 
-@pytest.fixture(scope="session")
-def _contract_module():  # type: ignore[no-untyped-def]
+@functools.cache
+def _warm_contract() -> Any:
+    """Altinn's contract checker with every specification parsed, or None where ``../shared`` is absent."""
     module = load_contract_module()
     if module is None:
+        return None
+    contract = module.Contract.load(REFERENCE / "altinn3")
+    for spec in {spec for _, spec, _ in module.ROUTES} | {module.APP_SPEC}:
+        contract._api(spec)
+    return contract
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _parse_contracts_before_any_loop() -> None:
+    # Parsed lazily, the first request a fake judges would hold its test's event loop for as long as
+    # a large specification takes to load; parsed here, it happens once, outside every loop.
+    _warm_contract()
+
+
+@pytest.fixture(scope="session")
+def _contract_module() -> Any:
+    contract = _warm_contract()
+    if contract is None:
         pytest.skip("../shared/tools/altinn3_contract.py is absent: Altinn 3 contract checks need ../shared")
-    return module.Contract.load(REFERENCE / "altinn3")
+    return contract
 
 
 @pytest.fixture

@@ -344,7 +344,7 @@ async def test_execute_runs_a_translated_operation_through_the_client(
 
     server = await _serve(aiohttp_server, routes, observing_middleware(altinn3_contract))
     client = _client(session, server, Tokens())
-    mapping_set = load_mapping_set(MAPPINGS)
+    mapping_set = await asyncio.to_thread(load_mapping_set, MAPPINGS)
     engine = Engine(lambda: mapping_set, RoutingTable.of([Route("4711", "1", resource_id="ttd-res")]))
 
     async with await open_store(f"sqlite:///{tmp_path / 'state.db'}") as store:
@@ -370,7 +370,7 @@ async def test_execute_translates_upstream_refusals_through_the_fault_table(
         return web.Response(text=body, status=400, content_type="application/problem+json")
 
     client = _client(session, await _serve(aiohttp_server, routes), Tokens())
-    mapping_set = load_mapping_set(MAPPINGS)
+    mapping_set = await asyncio.to_thread(load_mapping_set, MAPPINGS)
     engine = Engine(lambda: mapping_set, RoutingTable.of([Route("4711", "1", resource_id="ttd-res")]))
 
     async with await open_store(f"sqlite:///{tmp_path / 'state.db'}") as store:
