@@ -2,9 +2,9 @@
 
 Every failure a legacy client can see is one of these. Each class knows the Altinn 2 ``ErrorID`` a
 legacy client keys on, whether the caller or the server is to blame (SOAP ``Client``/``Sender`` vs
-``Server``/``Receiver``), and the HTTP status the legacy REST front answers with. Exactly one place
-per front (``proxy.soap.faults`` for SOAP, ``proxy.rest`` for REST) turns them into replies and
-counts them.
+``Server``/``Receiver``), and the HTTP status a legacy REST reply would carry. Exactly one place
+per front turns them into replies and counts them: for SOAP, ``proxy.web.soap`` (with the fault
+encoding of ``proxy.soap.encode``).
 
 Messages are written for an operator: they say what is wrong and what to fix. They never contain a
 secret (password, token, assertion, key); code that builds a message from caller input must not
