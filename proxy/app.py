@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -25,6 +25,7 @@ from proxy.altinn3.client import Timeouts as Altinn3Timeouts
 from proxy.altinn3.executor import execute
 from proxy.errors import ProxyError
 from proxy.identity.authenticator import Authenticator
+from proxy.identity.certificates import ClientCertificateAuthenticator, load_ca_bundle, parse_networks
 from proxy.identity.credentials import CredentialStore
 from proxy.identity.lockout import LockoutPolicy
 from proxy.identity.principal import LegacyCredentials, OrgGrant, Principal
@@ -45,6 +46,7 @@ from proxy.soap.xmlsafe import XmlLimits
 from proxy.store import Store, StoreOptions, open_store
 from proxy.web.health import Readiness, add_health_routes
 from proxy.web.middleware import request_context
+from proxy.web.rest import RestIdentity, add_rest_routes
 from proxy.web.soap import Authenticator as SoapAuthenticator
 from proxy.web.soap import OperationHandler, SoapConfig, SoapContext, add_soap_routes
 
@@ -62,6 +64,8 @@ class Services:
     altinn3: Altinn3Client
     mappings: MappingRegistry
     engine: Engine
+    #: Enterprise-certificate authentication for the legacy REST front (None: no client CA configured).
+    certificates: ClientCertificateAuthenticator | None = None
 
 
 SERVICES = web.AppKey("services", Services)
@@ -80,6 +84,7 @@ def create_app(settings: Settings, readiness: Readiness | None = None) -> web.Ap
         config=soap_config(settings),
         authenticate=_authenticate_with(app),
     )
+    add_rest_routes(app, _rest_identity(app))
     return app
 
 
@@ -108,7 +113,9 @@ def routing_table(settings: Settings) -> RoutingTable:
     for broker in settings.routing.broker:
         key = (broker.service_code, broker.service_edition)
         routes.setdefault(key, {}).update(
-            broker_resource=broker.resource_id, manifest_shim=broker.manifest_shim
+            broker_resource=broker.resource_id,
+            manifest_shim=broker.manifest_shim,
+            require_zip=broker.require_zip,
         )
     for app_route in settings.routing.apps:
         key = (app_route.service_code, app_route.service_edition)
@@ -169,6 +176,31 @@ def _authenticate_with(app: web.Application) -> SoapAuthenticator:
         return await app[SERVICES].authenticator.authenticate(credentials, peer or "unknown")
 
     return authenticate
+
+
+def _rest_identity(app: web.Application) -> Callable[[], RestIdentity]:
+    def identity() -> RestIdentity:
+        services = app[SERVICES]
+        return RestIdentity(services.authenticator.check_api_key, services.certificates)
+
+    return identity
+
+
+def certificate_authenticator(
+    settings: Settings, credentials: CredentialStore
+) -> ClientCertificateAuthenticator | None:
+    """The REST front's client-certificate authenticator, when a client CA is configured (reads a file)."""
+    identity = settings.identity
+    tls = settings.listen.tls
+    ca_file = identity.client_ca_file or (tls.client_ca_file if tls is not None else None)
+    if ca_file is None:
+        return None
+    return ClientCertificateAuthenticator(
+        ca_bundle=load_ca_bundle(ca_file),
+        credentials=credentials,
+        trusted_proxies=parse_networks(identity.trusted_proxies),
+        header_name=identity.client_certificate_header or None,
+    )
 
 
 def signing_material(settings: Settings) -> SigningMaterial:
@@ -281,7 +313,8 @@ def _services_context(readiness: Readiness) -> Any:
             watcher = asyncio.create_task(mappings.watch(), name="mapping-watcher")
             stack.push_async_callback(_stop, watcher)
             engine = Engine(mappings.current, routing_table(settings), authorize=authorize_reportee)
-            app[SERVICES] = Services(store, authenticator, tokens, altinn3, mappings, engine)
+            certificates = await asyncio.to_thread(certificate_authenticator, settings, credentials)
+            app[SERVICES] = Services(store, authenticator, tokens, altinn3, mappings, engine, certificates)
 
             async def store_check() -> dict[str, Any]:
                 await store.ping()

@@ -71,10 +71,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the proxy with the given settings until SIGTERM/SIGINT."""
     from proxy.app import create_app
     from proxy.web.health import Readiness
-    from proxy.web.server import ListenConfig, serve
+    from proxy.web.server import ListenConfig, serve, tls_context
 
     settings = _settings(args)
     configure_logging(settings.logging.format, settings.logging.level)
+    tls = settings.listen.tls
+    ssl_context = (
+        tls_context(
+            tls.certificate_file,
+            tls.key_file,
+            client_ca_file=tls.client_ca_file,
+            require_client_certificate=tls.require_client_certificate,
+        )
+        if tls is not None
+        else None
+    )
     readiness = Readiness()
     app = create_app(settings, readiness)
     listen = ListenConfig(
@@ -84,6 +95,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         metrics_port=settings.listen.metrics_port,
         drain=settings.timeouts.drain,
         drain_delay=settings.timeouts.drain_delay,
+        ssl_context=ssl_context,
     )
     asyncio.run(serve(app, readiness, listen))
     return 0

@@ -4,7 +4,7 @@ Every failure a legacy client can see is one of these. Each class knows the Alti
 legacy client keys on, whether the caller or the server is to blame (SOAP ``Client``/``Sender`` vs
 ``Server``/``Receiver``), and the HTTP status a legacy REST reply would carry. Exactly one place
 per front turns them into replies and counts them: for SOAP, ``proxy.web.soap`` (with the fault
-encoding of ``proxy.soap.encode``).
+encoding of ``proxy.soap.encode``); for the legacy REST API, ``proxy.web.rest``.
 
 Messages are written for an operator: they say what is wrong and what to fix. They never contain a
 secret (password, token, assertion, key); code that builds a message from caller input must not

@@ -43,6 +43,25 @@ def _readable_file(value: Path | None) -> Path | None:
     return value
 
 
+class ListenTls(_Section):
+    """TLS terminated by the proxy itself, for deployments without an ingress in front of it.
+
+    Client certificates are requested (or, with ``require_client_certificate``, required) and their
+    chain is checked against ``client_ca_file`` (default: ``identity.client_ca_file``); the legacy
+    REST front then judges them again, dates included.
+    """
+
+    certificate_file: Path
+    key_file: Path
+    client_ca_file: Path | None = None
+    require_client_certificate: bool = False
+
+    @field_validator("certificate_file", "key_file", "client_ca_file")
+    @classmethod
+    def _files_exist(cls, value: Path | None) -> Path | None:
+        return _readable_file(value)
+
+
 class Listen(_Section):
     """Where the proxy and its metrics listen."""
 
@@ -52,6 +71,8 @@ class Listen(_Section):
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9464
     #: The URL legacy clients use to reach the proxy (for WSDL addresses); default: from the request.
     external_url: str | None = None
+    #: Serve HTTPS (and accept client certificates) instead of plain HTTP.
+    tls: ListenTls | None = None
 
 
 ENVIRONMENTS: dict[str, dict[str, str]] = {
@@ -203,6 +224,9 @@ class BrokerRoute(_Section):
     resource_id: str
     #: Inject manifest.xml into downloads, as Altinn 3's manifest shim did.
     manifest_shim: bool = False
+    #: Refuse an upload that is not a ZIP archive at once (Altinn 2's ErrorID 40206), before any of it
+    #: reaches Altinn 3 (which would only reject it later, asynchronously).
+    require_zip: bool = False
 
 
 class AppRoute(_Section):
@@ -290,6 +314,20 @@ class Settings(_Section):
     routing: Routing = Routing()
     logging: Logging = Logging()
 
+    @model_validator(mode="after")
+    def _tls_client_ca(self) -> Settings:
+        tls = self.listen.tls
+        if tls is None or tls.client_ca_file is not None:
+            return self
+        if self.identity.client_ca_file is not None:
+            object.__setattr__(tls, "client_ca_file", self.identity.client_ca_file)
+        elif tls.require_client_certificate:
+            raise ValueError(
+                "listen.tls.require_client_certificate needs listen.tls.client_ca_file "
+                "or identity.client_ca_file (the CA that issues accepted client certificates)"
+            )
+        return self
+
     @property
     def store_url(self) -> str:
         """The store URL, defaulting to SQLite in the data directory."""
@@ -371,6 +409,9 @@ _PATH_KEYS = {
     ("data_dir",),
     ("mappings_dir",),
     ("wsdl_dir",),
+    ("listen", "tls", "certificate_file"),
+    ("listen", "tls", "key_file"),
+    ("listen", "tls", "client_ca_file"),
     ("maskinporten", "key_file"),
     ("maskinporten", "certificate_file"),
     ("maskinporten", "certificate_password_file"),
@@ -449,6 +490,8 @@ def _suggestion(loc: tuple[str, ...], data: Mapping[str, Any]) -> str:
     for part in loc[:-1]:
         field = model.model_fields.get(part)
         annotation = getattr(field, "annotation", None)
+        # An optional section (``listen.tls``) is annotated ``Section | None``.
+        annotation = next(iter(getattr(annotation, "__args__", ())), annotation)
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             model = annotation
         else:

@@ -33,12 +33,14 @@ from proxy.mapping.calls import (
     IdStore,
     LegacyAnswer,
     LoadReceipts,
+    PeekStream,
     PlanRequest,
     ResolveId,
     ResolveIdAmong,
     SaveReceipt,
 )
 from proxy.mapping.engine import Plan
+from proxy.mapping.peek import peek
 from proxy.store.model import (
     Begun,
     IdempotencyKey,
@@ -175,6 +177,8 @@ async def _answer(request: PlanRequest, client: CallSender, store: StateStore, p
         return begun.outcome if isinstance(begun.outcome, bytes) else None
     if isinstance(request, LoadReceipts):
         return await _load_receipts(request, store)
+    if isinstance(request, PeekStream):
+        return await peek(request.source, request.size)
     raise TypeError(f"unexpected plan request {type(request).__name__}")
 
 

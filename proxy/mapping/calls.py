@@ -3,7 +3,8 @@
 The engine *yields* :class:`Altinn3Call`, :class:`CallBatch`, :class:`AllocateId` and
 :class:`ResolveId`; the executor answers with :class:`Altinn3Response`, a tuple of them, an ``int`` or
 a ``str``. The state requests (:class:`BeginIdempotent`, :class:`SaveReceipt`,
-:class:`LoadReceipts`) are answered from the store; each documents its answer.
+:class:`LoadReceipts`) are answered from the store; each documents its answer, as does
+:class:`PeekStream` (a look at a request stream's first bytes).
 A call never carries a token: the executor's client adds it from ``Altinn3Call.token``.
 Byte payloads and streams are kept out of reprs so that a logged call cannot leak a document.
 """
@@ -224,6 +225,19 @@ class LoadReceipts:
     required: bool = True
 
 
+@dataclass(frozen=True)
+class PeekStream:
+    """Read the first ``size`` bytes of a request stream before anything is sent on.
+
+    Answered with a :class:`proxy.mapping.peek.PeekedStream`: those bytes as ``head``, and the whole
+    stream again (the peeked bytes replayed, then the rest), to be sent on in their place.
+    """
+
+    source: AsyncIterable[bytes] = field(repr=False)
+    size: int
+    step: str = ""
+
+
 PlanRequest = (
     Altinn3Call
     | CallBatch
@@ -233,6 +247,7 @@ PlanRequest = (
     | BeginIdempotent
     | SaveReceipt
     | LoadReceipts
+    | PeekStream
 )
 """Everything a plan can yield."""
 

@@ -33,6 +33,7 @@ from proxy.mapping.engine import (
     CompiledLoadReceipts,
     CompiledOperation,
     CompiledOwnerOf,
+    CompiledPeek,
     CompiledSaveReceipt,
     CompiledStep,
     Evaluate,
@@ -263,6 +264,9 @@ def _compile_operation(
             action = _compile_save_receipt(step.save_receipt, step_names, (*here, "save_receipt"))
         elif step.load_receipt is not None:
             action = _compile_load_receipt(step.load_receipt, step_names, (*here, "load_receipt"))
+        elif step.peek is not None:
+            peek_source = _expression(step.peek.source, step_names, (*here, "peek", "source"))
+            action = CompiledPeek(peek_source, step.peek.bytes)
         else:
             id_spec = step.allocate_id or step.resolve_id
             assert id_spec is not None

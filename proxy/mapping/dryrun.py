@@ -16,12 +16,14 @@ from proxy.mapping.calls import (
     CallBatch,
     LegacyAnswer,
     LoadReceipts,
+    PeekStream,
     PlanRequest,
     ResolveId,
     ResolveIdAmong,
     SaveReceipt,
 )
 from proxy.mapping.engine import Plan
+from proxy.mapping.peek import PeekedStream
 
 
 class MissingResponse(Exception):
@@ -59,6 +61,11 @@ class DryRun:
             return str(guid), request.owner_orgs[0]
         if isinstance(request, BeginIdempotent | SaveReceipt):
             return None  # a dry run is always a first submission, and keeps nothing
+        if isinstance(request, PeekStream):
+            # No stream is read in a dry run: the canned ``text`` of the step stands for its first bytes.
+            canned = self.responses.get(request.step)
+            head = b"" if canned is None or canned.content is None else canned.content[: request.size]
+            return PeekedStream(head, [], aiter(request.source), getattr(request.source, "length", None))
         if isinstance(request, LoadReceipts):
             canned = self.responses.get(request.step)
             return [] if canned is None else canned.json

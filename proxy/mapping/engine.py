@@ -47,6 +47,7 @@ from proxy.mapping.calls import (
     LoadReceipts,
     MultipartBody,
     MultipartPart,
+    PeekStream,
     PlanRequest,
     ResolveId,
     ResolveIdAmong,
@@ -237,7 +238,20 @@ class CompiledLoadReceipts:
     required: bool = True
 
 
-StepAction = CompiledCall | CompiledIdStep | CompiledSaveReceipt | CompiledLoadReceipts
+@dataclass(frozen=True)
+class CompiledPeek:
+    """A ``peek`` step: the first ``size`` bytes of a request stream, before any call sends it."""
+
+    source: Evaluate
+    size: int
+
+    def request(self, context: Mapping[str, Any], step: str) -> PeekStream | None:
+        """The peek, or None when the source is absent (the request carried no attachment)."""
+        source = self.source(context)
+        return None if source is None else PeekStream(cast(AsyncIterable[bytes], source), self.size, step)
+
+
+StepAction = CompiledCall | CompiledIdStep | CompiledSaveReceipt | CompiledLoadReceipts | CompiledPeek
 
 
 @dataclass(frozen=True)
@@ -440,6 +454,9 @@ def _run(
                 results[step.name] = yield _store_request(action, context, identity, step.name)
             elif isinstance(action, CompiledSaveReceipt):
                 results[step.name] = yield _save_receipt(action, context, identity, clock, step.name)
+            elif isinstance(action, CompiledPeek):
+                peek = action.request(context, step.name)
+                results[step.name] = None if peek is None else (yield peek)
             elif step.foreach is not None:
                 items = step.foreach(context) or ()
                 calls = tuple(

@@ -25,6 +25,7 @@ from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from proxy.broker.manifest import shim_download
+from proxy.broker.zipcheck import require_zip
 from proxy.errors import InvalidField
 from proxy.mapping.fastpath import fast_expression, fast_template, with_fallback
 
@@ -172,6 +173,7 @@ def _environment(*, xml: bool) -> ImmutableSandboxedEnvironment:
         to_dict=to_dict,
         uuid5=uuid5,
         broker_manifest=shim_download,
+        broker_require_zip=require_zip,
     )
     return env
 

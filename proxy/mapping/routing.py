@@ -25,6 +25,8 @@ class Route:
     broker_resource: str | None = None
     #: Inject ``manifest.xml`` into broker downloads (Altinn 3's manifest shim).
     manifest_shim: bool = False
+    #: Broker uploads must be ZIP archives; anything else is refused before it is uploaded.
+    require_zip: bool = False
     #: App owner and name (``{org}/{app}``) and the data type of the main form.
     org: str | None = None
     app: str | None = None
@@ -41,6 +43,11 @@ class RoutingTable:
     def of(cls, routes: Iterable[Route]) -> RoutingTable:
         """A table from a list of routes (a later duplicate wins; the settings loader refuses those)."""
         return cls({(r.service_code, r.service_edition): r for r in routes})
+
+    @property
+    def requires_zip(self) -> bool:
+        """Whether any route requires ZIP uploads (lets a mapping skip the look-up when none does)."""
+        return any(route.require_zip for route in self.routes.values())
 
     def lookup(self, service_code: object, service_edition: object) -> Route:
         """The route, or :class:`UnknownService` naming the pair (no secrets can be in it)."""

@@ -185,6 +185,19 @@ class LoadReceiptSpec(_Model):
         return self
 
 
+class PeekSpec(_Model):
+    """Look at the first bytes of a request stream before any call sends it (see ``proxy.mapping.peek``).
+
+    The step's result has the bytes as ``head`` and is itself the whole stream, to be sent on in
+    place of ``source``; a ``source`` that is ``none`` (no attachment) gives ``none``.
+    """
+
+    #: Expression: one of the request's attachment streams, e.g. ``streams.get('attachment')``.
+    source: str
+    #: How many bytes to look at (chunks are read until at least this many are seen).
+    bytes: int = Field(ge=1, le=65536)
+
+
 class IdempotencySpec(_Model):
     """Resends of the same submission answer what the first one answered, without calling Altinn 3."""
 
@@ -206,20 +219,29 @@ class StepSpec(_Model):
     resolve_id: IdSpec | None = None
     save_receipt: SaveReceiptSpec | None = None
     load_receipt: LoadReceiptSpec | None = None
+    peek: PeekSpec | None = None
 
     @model_validator(mode="after")
     def _one_action(self) -> StepSpec:
         actions = [
             a
-            for a in (self.call, self.allocate_id, self.resolve_id, self.save_receipt, self.load_receipt)
+            for a in (
+                self.call,
+                self.allocate_id,
+                self.resolve_id,
+                self.save_receipt,
+                self.load_receipt,
+                self.peek,
+            )
             if a is not None
         ]
         if len(actions) != 1:
             raise ValueError(
-                "a step has exactly one of 'call', 'allocate_id', 'resolve_id', 'save_receipt', 'load_receipt'"
+                "a step has exactly one of 'call', 'allocate_id', 'resolve_id', 'save_receipt', "
+                "'load_receipt', 'peek'"
             )
-        if self.foreach is not None and self.save_receipt is not None:
-            raise ValueError("'foreach' is not allowed on 'save_receipt' steps")
+        if self.foreach is not None and (self.save_receipt is not None or self.peek is not None):
+            raise ValueError("'foreach' is not allowed on 'save_receipt' and 'peek' steps")
         if self.foreach is not None and self.call is not None and self.call.response == "stream":
             raise ValueError("a 'foreach' call cannot stream its response")
         return self
@@ -270,6 +292,7 @@ class ExampleRoute(_Model):
     service_edition: str
     resource_id: str | None = None
     broker_resource: str | None = None
+    require_zip: bool = False
     org: str | None = None
     app: str | None = None
     data_type: str | None = None

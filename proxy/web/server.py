@@ -4,18 +4,26 @@ On SIGTERM the process first reports not-ready (``/readyz`` 503) while still acc
 ``drain_delay`` seconds, so the load balancer stops sending; then it stops listening and lets
 in-flight requests finish for up to ``drain`` seconds; then it releases its resources and returns.
 SIGINT (Ctrl-C) skips the delay.
+
+With ``listen.tls`` the proxy terminates TLS itself (:func:`tls_context`). Client certificates are
+requested, and their chain is checked against the client CA during the handshake; their *dates* are
+not, on purpose: the legacy REST front checks them against its injected clock and answers an expired
+certificate with a legacy 401 that says so, instead of a bare TLS alert nobody can read.
 """
 
 from __future__ import annotations
 
 import asyncio
 import signal
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import structlog
 from aiohttp import web
 
+from proxy.errors import ConfigurationError
 from proxy.observability.metrics import create_metrics_app
 from proxy.web.health import Readiness
 
@@ -32,6 +40,54 @@ class ListenConfig:
     metrics_port: int
     drain: float
     drain_delay: float
+    #: HTTPS instead of HTTP for the proxy's own port (the metrics port stays plain HTTP).
+    ssl_context: ssl.SSLContext | None = None
+
+
+#: OpenSSL's X509_V_FLAG_NO_CHECK_TIME (not exported by the ssl module): see the module docstring.
+_NO_CHECK_TIME = 0x200000
+
+
+def tls_context(
+    certificate_file: Path,
+    key_file: Path,
+    *,
+    client_ca_file: Path | None = None,
+    require_client_certificate: bool = False,
+) -> ssl.SSLContext:
+    """A server context: TLS 1.2 or later, client certificates from ``client_ca_file`` requested or required.
+
+    Without a client CA no client certificate is asked for. Reads files: call it before the loop
+    runs or in a thread. Raises :class:`~proxy.errors.ConfigurationError` for unusable files.
+    """
+    # Not create_default_context: that would also trust the system's CAs for client certificates.
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(certificate_file, key_file)
+    except (OSError, ssl.SSLError) as error:
+        raise ConfigurationError(
+            f"cannot load the TLS certificate and key ({_reason(error)})", location="listen.tls"
+        ) from None
+    if client_ca_file is None:
+        if require_client_certificate:
+            raise ConfigurationError("require_client_certificate needs a client CA", location="listen.tls")
+        return context
+    try:
+        context.load_verify_locations(cafile=client_ca_file)
+    except (OSError, ssl.SSLError) as error:
+        raise ConfigurationError(
+            f"cannot load the client CA bundle ({_reason(error)})", location="listen.tls.client_ca_file"
+        ) from None
+    context.verify_mode = ssl.CERT_REQUIRED if require_client_certificate else ssl.CERT_OPTIONAL
+    context.verify_flags |= _NO_CHECK_TIME
+    return context
+
+
+def _reason(error: OSError | ssl.SSLError) -> str:
+    if isinstance(error, ssl.SSLError):
+        return error.reason or "not a usable PEM file"
+    return error.strerror or type(error).__name__
 
 
 def bound_port(runner: web.AppRunner) -> int:
@@ -66,10 +122,16 @@ async def serve(
     await runner.setup()
     await metrics_runner.setup()
     try:
-        await web.TCPSite(runner, config.host, config.port).start()
+        await web.TCPSite(runner, config.host, config.port, ssl_context=config.ssl_context).start()
         await web.TCPSite(metrics_runner, config.metrics_host, config.metrics_port).start()
         port, metrics_port = bound_port(runner), bound_port(metrics_runner)
-        log.info("listening", host=config.host, port=port, metrics_port=metrics_port)
+        log.info(
+            "listening",
+            host=config.host,
+            port=port,
+            metrics_port=metrics_port,
+            scheme="https" if config.ssl_context is not None else "http",
+        )
         if on_listening is not None:
             on_listening(port, metrics_port)
         await stop.wait()

@@ -1,0 +1,133 @@
+"""Broker ErrorID 40206 end to end: a routing entry with ``require_zip: true`` refuses a non-ZIP upload
+at ``UploadFileStreamedBasic`` itself, as Altinn 2 did, and nothing of it reaches Altinn 3."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import shutil
+import uuid
+import zipfile
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lxml import etree
+
+from proxy.sandbox.broker_model import FileTransferStatus
+from proxy.sandbox.world import SandboxKeys, default_mappings_dir
+from proxy.settings import Settings
+from tests.e2e.conftest import World, run_world
+from tests.e2e.test_broker import (
+    BASIC,
+    RECIPIENT,
+    SENDER,
+    STREAMED,
+    _initiate,
+    _upload,
+    _wsdls,
+    legacy_client,
+)
+
+FAULT_NS = "http://www.altinn.no/services/common/fault/2009/10"
+
+
+class RecordingObserver:
+    """Judges every request the fakes receive by Altinn's contract, and remembers what was asked."""
+
+    def __init__(self, contract: Any) -> None:
+        self._contract = contract
+        self.requests: list[tuple[str, str]] = []
+
+    def __call__(self, method: str, url: str, headers: Mapping[str, str], body: bytes | None) -> None:
+        self.requests.append((method, url))
+        self._contract(method, url, headers, body)
+
+    def uploads(self) -> list[str]:
+        return [url for method, url in self.requests if method == "POST" and "/upload" in url]
+
+
+@pytest.fixture
+def observer(altinn3_contract: Any) -> RecordingObserver:
+    return RecordingObserver(altinn3_contract)
+
+
+@pytest.fixture
+async def zip_world(
+    tmp_path: Path, observer: RecordingObserver, sandbox_keys: SandboxKeys
+) -> AsyncIterator[World]:
+    """The sandbox world with the demo broker service (4712/1) requiring ZIP uploads."""
+    mappings = tmp_path / "mappings"
+    mappings.mkdir()
+    shutil.copy(default_mappings_dir() / "broker.yaml", mappings / "broker.yaml")
+
+    def require_zip(settings: Settings) -> Settings:
+        routes = tuple(route.model_copy(update={"require_zip": True}) for route in settings.routing.broker)
+        return settings.model_copy(update={"routing": settings.routing.model_copy(update={"broker": routes})})
+
+    async with run_world(tmp_path, observer, sandbox_keys, mappings, require_zip) as running:
+        yield running
+
+
+def _fault_fields(fault: Any) -> dict[str, str]:
+    detail = fault.detail.find(f".//{{{FAULT_NS}}}AltinnFault")
+    assert detail is not None, etree.tostring(fault.detail)
+    return {etree.QName(child).localname: child.text or "" for child in detail}
+
+
+async def test_a_non_zip_upload_is_refused_with_40206_and_nothing_is_uploaded(
+    zip_world: World, observer: RecordingObserver, reference: os.PathLike[str]
+) -> None:
+    import zeep.exceptions
+
+    basic_wsdl, streamed_wsdl = _wsdls(reference)
+    payload = b"%PDF-1.7\n" + os.urandom(512 * 1024)
+
+    def scenario() -> tuple[str, Any]:
+        basic = legacy_client(basic_wsdl, zip_world.proxy_url + BASIC)
+        streamed = legacy_client(streamed_wsdl, zip_world.proxy_url + STREAMED)
+        file_reference = _initiate(basic, SENDER, RECIPIENT[2], "ref-not-zip")
+        with pytest.raises(zeep.exceptions.Fault) as refused:
+            _upload(streamed, SENDER, file_reference, payload)
+        return file_reference, refused.value
+
+    file_reference, fault = await asyncio.to_thread(scenario)
+
+    fields = _fault_fields(fault)
+    assert fields["ErrorID"] == "40206"
+    assert (
+        "the file is not a ZIP archive, and broker service 4712/1 requires one"
+        in fields["AltinnErrorMessage"]
+    )
+    assert observer.uploads() == []
+    transfer = zip_world.fakes.broker.transfers[uuid.UUID(file_reference)]
+    assert transfer.status is FileTransferStatus.INITIALIZED
+    assert transfer.stored_size is None
+    assert zip_world.fakes.broker.files.partial_files() == []
+
+
+async def test_a_zip_upload_goes_through(
+    zip_world: World, observer: RecordingObserver, reference: os.PathLike[str]
+) -> None:
+    basic_wsdl, streamed_wsdl = _wsdls(reference)
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as writer:
+        writer.writestr("data/report.xml", b"<report>" + os.urandom(100_000).hex().encode() + b"</report>")
+    payload = archive.getvalue()
+
+    def scenario() -> tuple[str, Any]:
+        basic = legacy_client(basic_wsdl, zip_world.proxy_url + BASIC)
+        streamed = legacy_client(streamed_wsdl, zip_world.proxy_url + STREAMED)
+        file_reference = _initiate(basic, SENDER, RECIPIENT[2], "ref-zip")
+        return file_reference, _upload(streamed, SENDER, file_reference, payload)
+
+    file_reference, receipt = await asyncio.to_thread(scenario)
+
+    assert receipt.ReceiptStatusCode == "OK"
+    assert len(observer.uploads()) == 1
+    broker = zip_world.fakes.broker
+    transfer = broker.transfers[uuid.UUID(file_reference)]
+    await broker.wait_until(lambda: transfer.status is FileTransferStatus.PUBLISHED)
+    assert transfer.stored_size == len(payload)
