@@ -35,7 +35,14 @@ from proxy.mapping.calls import BaseUrls
 from proxy.mapping.engine import Engine, OperationRequest
 from proxy.mapping.registry import MappingRegistry
 from proxy.mapping.routing import Route, RoutingTable
-from proxy.maskinporten.config import MaskinportenConfig, SigningMaterial, load_pkcs12, load_private_key
+from proxy.maskinporten.config import (
+    MaskinportenConfig,
+    RefreshPolicy,
+    SigningMaterial,
+    load_pkcs12,
+    load_private_key,
+)
+from proxy.maskinporten.config import Timeouts as TokenTimeouts
 from proxy.maskinporten.provider import TokenProvider
 from proxy.settings import Settings
 from proxy.soap.catalogue import CredentialPlacement
@@ -101,6 +108,7 @@ def soap_config(settings: Settings) -> SoapConfig:
         ),
         max_attachment_bytes=limits.max_streamed_bytes,
         body_read_timeout=limits.body_read_timeout_seconds,
+        attachment_deadline=settings.timeouts.streamed_total,
         original_wsdl_dir=settings.wsdl_dir,
     )
 
@@ -227,6 +235,8 @@ def maskinporten_config(settings: Settings, signing: SigningMaterial) -> Maskinp
         token_endpoint=altinn.maskinporten_token_endpoint,
         environment=altinn.environment,
         system_id=settings.maskinporten.system_id,
+        timeouts=TokenTimeouts(connect=settings.timeouts.connect, total=settings.timeouts.token),
+        refresh=RefreshPolicy(safety_margin=settings.maskinporten.refresh_margin_seconds),
     )
 
 
@@ -239,6 +249,8 @@ def store_url(settings: Settings) -> str:
     parts = urlsplit(url)
     user = parts.username or ""
     host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"  # urlsplit drops an IPv6 literal's brackets; the netloc needs them back
     port = f":{parts.port}" if parts.port else ""
     netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}{port}"
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))

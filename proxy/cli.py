@@ -30,14 +30,14 @@ def cmd_version(_: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Validate the settings and everything they reference (keys, credentials, mappings)."""
-    from proxy.app import routing_table, signing_material
+    from proxy.app import signing_material
     from proxy.identity.credentials import load_credentials
     from proxy.mapping.tools import check
 
     settings = _settings(args)
     signing_material(settings)
     load_credentials(settings.identity.credentials_file)
-    problems = check(settings.mappings_dir, routing_table(settings))
+    problems = check(settings.mappings_dir)
     for problem in problems:
         print(f"altinn-proxy: mapping error: {problem}", file=sys.stderr)
     if problems:

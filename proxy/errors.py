@@ -17,6 +17,7 @@ echo credentials.
     │   ├── MalformedRequest           XML/JSON not acceptable                 (400)
     │   │   └── HostileXml             DOCTYPE, entity, PI, limits exceeded    (400)
     │   ├── RequestTooLarge            body over the configured limit          (413)
+    │   ├── RequestTimeout             the body did not arrive in time         (408)
     │   ├── UnsupportedMediaType       content type not SOAP/MTOM              (415)
     │   ├── SoapVersionMismatch        SOAP 1.1 on a 1.2 endpoint or back      (400)
     │   ├── UnknownOperation           path/SOAPAction/body match no operation (404)
@@ -98,6 +99,13 @@ class RequestTooLarge(ClientError):
 
     http_status = 413
     kind = "request_too_large"
+
+
+class RequestTimeout(ClientError):
+    """The client sent its body too slowly (idle between chunks, or past the overall deadline)."""
+
+    http_status = 408
+    kind = "request_timeout"
 
 
 class UnsupportedMediaType(ClientError):

@@ -22,17 +22,11 @@ from proxy.mapping.compiler import load_mapping_set
 from proxy.mapping.engine import OperationRequest
 from proxy.mapping.tools import explain, load_responses
 from proxy.settings import Settings
-from proxy.soap.catalogue import Service, default_catalogue
+from proxy.soap.catalogue import TEST_OPERATION_NAME, Service, default_catalogue
 from proxy.soap.envelope import SoapVersion
 from proxy.soap.names import XName
 from proxy.soap.request import SoapCall, parse_request
 from proxy.soap.xmlsafe import parse_xml
-
-_CONTENT_TYPES = {
-    SoapVersion.SOAP11: "text/xml; charset=utf-8",
-    SoapVersion.SOAP12: "application/soap+xml; charset=utf-8",
-}
-_ENVELOPE_VERSIONS = {version.namespace: version for version in SoapVersion}
 
 
 def find_service(body: bytes, endpoint: str | None) -> Service:
@@ -44,14 +38,18 @@ def find_service(body: bytes, endpoint: str | None) -> Service:
             raise UnknownOperation(f"there is no Altinn 2 SOAP service at {endpoint}")
         return service
     root = parse_xml(body)
-    version = _ENVELOPE_VERSIONS.get(etree.QName(root).namespace or "")
+    version = SoapVersion.for_namespace(etree.QName(root).namespace or "")
     operation_elements = [child for child in root if etree.QName(child).localname == "Body"]
     if version is None or not operation_elements or len(operation_elements[0]) == 0:
         raise UnknownOperation("the file is not a SOAP envelope with an operation in its Body")
     element = XName.from_clark(operation_elements[0][0].tag)
     for service in catalogue:
         operation = service.by_element(element)
-        if service.soap_version is version and operation is not None and operation.name != "Test":
+        if (
+            service.soap_version is version
+            and operation is not None
+            and operation.name != TEST_OPERATION_NAME
+        ):
             return service
     raise UnknownOperation(f"no catalogued service has an operation {element.local}; pass --endpoint PATH")
 
@@ -63,7 +61,7 @@ async def explain_request(
     body = await asyncio.to_thread(request_file.read_bytes)
     service = find_service(body, endpoint)
     call: SoapCall = parse_request(
-        service, content_type=_CONTENT_TYPES[service.soap_version], soap_action=None, body=body
+        service, content_type=service.soap_version.content_type, soap_action=None, body=body
     )
     lines = [f"endpoint: {service.paths[0]} ({service.binding.value}, SOAP {service.soap_version.value})"]
     if call.credentials is None:
@@ -77,7 +75,7 @@ async def explain_request(
     except ProxyError as error:
         return "\n".join([*lines, f"caller {call.credentials.username!r}: refused: {error}"])
     mapping_set = await asyncio.to_thread(load_mapping_set, settings.mappings_dir)
-    responses = load_responses(responses_dir) if responses_dir is not None else None
+    responses = await asyncio.to_thread(load_responses, responses_dir) if responses_dir is not None else None
     request = OperationRequest(service.name, call.operation.name, call.body, principal)
     plan = explain(
         request,

@@ -388,7 +388,7 @@ def apply_environment(data: Mapping[str, Any], environ: Mapping[str, str]) -> di
     for name, raw in sorted(environ.items()):
         if not name.startswith(ENV_PREFIX) or name.startswith(ENV_PREFIX + "TEST_"):
             continue
-        keys = [part.lower() for part in name[len(ENV_PREFIX) :].split("__") if part]
+        keys = _environment_key_path(name)
         if not keys:
             continue
         target = merged
@@ -437,12 +437,15 @@ def _deep_copy(data: Mapping[str, Any]) -> dict[str, Any]:
     return {key: _deep_copy(value) if isinstance(value, Mapping) else value for key, value in data.items()}
 
 
+def _environment_key_path(name: str) -> tuple[str, ...]:
+    """The settings key path an ``ALTINN_PROXY_A__B`` variable sets: ``("a", "b")``."""
+    return tuple(part.lower() for part in name[len(ENV_PREFIX) :].split("__") if part)
+
+
 def _environment_locations(environ: Mapping[str, str]) -> dict[tuple[str, ...], int | str]:
     """Key paths set by the environment, located as the variable that set them."""
     return {
-        tuple(part.lower() for part in name[len(ENV_PREFIX) :].split("__") if part): f"environment {name}"
-        for name in environ
-        if name.startswith(ENV_PREFIX)
+        _environment_key_path(name): f"environment {name}" for name in environ if name.startswith(ENV_PREFIX)
     }
 
 

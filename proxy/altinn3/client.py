@@ -42,6 +42,9 @@ from proxy.observability.metrics import bound
 
 Sleep = Callable[[float], Awaitable[None]]
 MAX_JSON_BYTES = 16 * 1024 * 1024
+#: Largest document read whole (Altinn 2 inlined attachments of at most 30 MB in base64 answers).
+MAX_INLINE_BYTES = 64 * 1024 * 1024
+_MAX_ERROR_BYTES = 64 * 1024
 _CHUNK = 64 * 1024
 
 
@@ -206,22 +209,45 @@ def _unavailable(call: Altinn3Call, error: BaseException) -> UpstreamUnavailable
 async def _read_quietly(response: aiohttp.ClientResponse) -> bytes:
     """An error body (bounded), or b'' when it cannot be read; the response is released."""
     try:
-        return await response.content.read(64 * 1024)
+        return await _read_at_most(response.content, _MAX_ERROR_BYTES)
     except (aiohttp.ClientError, TimeoutError):
         return b""
     finally:
         response.release()
 
 
+async def _read_at_most(content: aiohttp.StreamReader, limit: int) -> bytes:
+    """The body up to ``limit`` bytes: all of it when shorter (one ``read`` may return less)."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = await content.read(limit - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(call: Altinn3Call, status: int) -> UpstreamError:
+    return UpstreamError(f"Altinn 3 ({call.api}) answered more than expected", status=status)
+
+
 async def _answer(call: Altinn3Call, response: aiohttp.ClientResponse) -> Altinn3Response:
     headers = dict(response.headers)
     if call.response is ResponseKind.STREAM and response.status < 400:
         return Altinn3Response(response.status, headers, stream=_stream(call, response))
+    # Every answer read whole is bounded, also when it comes chunked without a Content-Length: a
+    # whole-bytes download (an attachment inlined into a legacy answer) by MAX_INLINE_BYTES, anything
+    # else by MAX_JSON_BYTES. Larger documents must be mapped as streams.
+    limit = MAX_INLINE_BYTES if call.response is ResponseKind.BYTES else MAX_JSON_BYTES
     try:
         length = response.content_length
-        if length is not None and length > MAX_JSON_BYTES and call.response is not ResponseKind.BYTES:
-            raise UpstreamError(f"Altinn 3 ({call.api}) answered more than expected", status=response.status)
-        body = await response.read()
+        if length is not None and length > limit:
+            raise _too_large(call, response.status)
+        body = await _read_at_most(response.content, limit + 1)
+        if len(body) > limit:
+            raise _too_large(call, response.status)
     except (aiohttp.ClientError, TimeoutError) as error:
         raise _unavailable(call, error) from None
     finally:

@@ -46,6 +46,7 @@ from cryptography.x509.verification import (
 from proxy.errors import AuthenticationFailed, ConfigurationError
 from proxy.identity import metrics
 from proxy.identity.credentials import CredentialProvider
+from proxy.identity.lockout import peer_address
 from proxy.identity.principal import Principal
 from proxy.identity.reportee import is_valid_org_number
 
@@ -133,16 +134,6 @@ def parse_networks(values: Iterable[str]) -> tuple[Network, ...]:
     return tuple(networks)
 
 
-def _peer_address(peer: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        address = ipaddress.ip_address(peer.split("%", 1)[0])
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
-
-
 @dataclass(frozen=True)
 class _Refusal:
     message: str
@@ -181,7 +172,7 @@ class ClientCertificateAuthenticator:
 
     def is_trusted_proxy(self, peer: str) -> bool:
         """True when ``peer`` (the TCP peer address) lies in a trusted-proxy network."""
-        address = _peer_address(peer)
+        address = peer_address(peer)
         return address is not None and any(address in network for network in self._trusted_proxies)
 
     async def authenticate(

@@ -80,15 +80,23 @@ class Assessment:
     delay: float
 
 
-def address_key(peer: str) -> str:
-    """The key a source address is counted under: the IPv4 address, or the IPv6 /64 a host controls."""
+def peer_address(peer: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The IP address of a TCP peer string (zone id dropped, IPv4-mapped IPv6 unwrapped), or None."""
     try:
         address = ipaddress.ip_address(peer.split("%", 1)[0])
     except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def address_key(peer: str) -> str:
+    """The key a source address is counted under: the IPv4 address, or the IPv6 /64 a host controls."""
+    address = peer_address(peer)
+    if address is None:
         return peer[:64]
     if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
         return str(ipaddress.IPv6Network((address, 64), strict=False))
     return str(address)
 

@@ -499,11 +499,7 @@ def _id_request(
     value = action.value(context)
     if action.allocate:
         return AllocateId(action.kind, str(value), owner, step)
-    try:
-        legacy_id = int(value)
-    except (TypeError, ValueError):
-        raise errors.InvalidField(f"{action.kind} id must be an integer") from None
-    return ResolveId(action.kind, legacy_id, owner, step)
+    return ResolveId(action.kind, _legacy_id(value, f"{action.kind} id"), owner, step)
 
 
 def _legacy_id(value: object, what: str) -> int:

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from proxy.mapping.compiler import directory_digest, load_directory
+from proxy.mapping.compiler import directory_digest, load_directory, load_mapping_set
 from proxy.mapping.engine import MappingSet
 from proxy.mapping.metrics import observe_active_set
 from proxy.mapping.source import Problem
@@ -50,8 +50,6 @@ class MappingRegistry:
     @classmethod
     async def open(cls, directory: Path, **options: object) -> MappingRegistry:
         """Load ``directory`` (raising ConfigurationError with file:line when broken) and hold it."""
-        from proxy.mapping.compiler import load_mapping_set
-
         initial = await asyncio.to_thread(load_mapping_set, directory)
         return cls(directory, initial, **options)  # type: ignore[arg-type]
 

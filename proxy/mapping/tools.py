@@ -34,11 +34,10 @@ _REDACTED_HEADERS = frozenset({"authorization", "cookie", "x-api-key", "ocp-apim
 _MAX_BODY_CHARS = 2000
 
 
-def check(directory: Path, routing: RoutingTable | None = None) -> list[Problem]:
+def check(directory: Path) -> list[Problem]:
     """Every problem of the mapping directory (``file:line: message``); [] when it loads.
 
-    ``routing`` is accepted so the CLI can pass the deployment table; routes are deployment data
-    and are checked by the settings loader, so only the mapping files are judged here.
+    Routes are deployment data, checked by the settings loader; only the mapping files are judged.
     """
     _, problems = load_directory(directory)
     return problems

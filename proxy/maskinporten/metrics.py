@@ -54,12 +54,15 @@ class _ExpiryCollector(Collector):
         self._sources: weakref.WeakSet[ExpirySource] = weakref.WeakSet()
 
     def add(self, source: ExpirySource) -> None:
+        """Report ``source``'s tokens until it is discarded (or garbage-collected)."""
         self._sources.add(source)
 
     def discard(self, source: ExpirySource) -> None:
+        """Stop reporting ``source``'s tokens."""
         self._sources.discard(source)
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
+        """One gauge family: the soonest expiry per key kind."""
         soonest: dict[str, float] = {}
         for source in list(self._sources):
             for kind, seconds in source.seconds_until_expiry():

@@ -64,7 +64,7 @@ def maskinporten_refusal(
 ) -> TokenRefused:
     """The :class:`TokenRefused` for Maskinporten's error answer ``body`` (HTTP ``status``)."""
     body = body or {}
-    error = str(body.get("error") or f"HTTP {status}")
+    error = _short(str(body.get("error") or f"HTTP {status}"))
     description = _short(str(body.get("error_description") or ""))
     code = mp_code(description)
     scopes = " ".join(sorted(request.scopes))

@@ -1,7 +1,8 @@
 """Process-wide Prometheus metrics of the web layer, and the metrics endpoint on its own port.
 
 Each package defines its own metrics next to its code in the default registry; this module serves
-them all. Labels are bounded: routes are the matched resource's canonical path, never the raw URL.
+them all. Labels are bounded: routes are the matched resource's canonical path, never the raw URL, and
+methods are :func:`method_label`'s (a client may send any token as a method).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from prometheus_client.metrics import MetricWrapperBase
 
 M = TypeVar("M", bound=MetricWrapperBase)
 _BOUND: dict[tuple[Any, tuple[str, ...]], Any] = {}
+#: HTTP methods that become a label value as they are; any other token a client sends is ``other``.
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 REQUESTS = Counter(
     "altinn_proxy_http_requests_total", "HTTP requests served", ["route", "method", "status_class"]
@@ -39,6 +42,12 @@ def bound(metric: M, *values: str) -> M:
     if child is None:
         child = _BOUND[key] = metric.labels(*values)
     return child
+
+
+def method_label(method: str) -> str:
+    """A bounded label for an HTTP method: one of :data:`HTTP_METHODS`, else ``other``."""
+    upper = method.upper()
+    return upper if upper in HTTP_METHODS else "other"
 
 
 async def _metrics(_: web.Request) -> web.Response:

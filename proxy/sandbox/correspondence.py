@@ -54,13 +54,12 @@ from proxy.sandbox.correspondence_validation import (
 )
 from proxy.sandbox.dialogporten import FakeDialogporten
 from proxy.sandbox.tokens import Caller, Clock, FakeAuthError, TokenVerifier
+from proxy.sandbox.wire import BODY_READ_SECONDS, read_body
 
 BASE = "/correspondence/api/v1"
 WRITE = "altinn:correspondence.write"
 READ = "altinn:correspondence.read"
 SERVICE_OWNER = "altinn:serviceowner"
-#: aiohttp has no body-read timeout; a client that stalls mid-body must not hold a handler forever.
-BODY_READ_SECONDS = 30.0
 MAX_ATTACHMENT_BYTES = 50 * 1024 * 1024
 ROLES = frozenset({"Recipient", "Sender", "RecipientAndSender"})
 
@@ -459,21 +458,13 @@ def _problem(problem: CorrespondenceProblem) -> web.Response:
     return _json(problem.body(), status=problem.status)
 
 
-async def _read_body(request: web.Request) -> bytes:
-    try:
-        async with asyncio.timeout(BODY_READ_SECONDS):
-            return await request.read()
-    except TimeoutError:
-        raise web.HTTPRequestTimeout(text="request body not received in time") from None
-
-
 async def _read_json(request: web.Request) -> object:
     if request.content_type != "application/json":
         raise CorrespondenceProblem(
             415, f"expected application/json, got {request.content_type or 'nothing'}"
         )
     try:
-        return json.loads(await _read_body(request))
+        return json.loads(await read_body(request))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise CorrespondenceProblem(
             400, "One or more validation errors occurred.", errors={"$": [f"invalid JSON: {error}"]}
@@ -619,7 +610,7 @@ class _Routes:
             )
         if attachment.data is not None:
             raise CorrespondenceProblem(400, "File has already been or is being uploaded", error_code=2005)
-        self.fake.store_attachment_data(attachment, await _read_body(request), self.fake.now())
+        self.fake.store_attachment_data(attachment, await read_body(request), self.fake.now())
         return _json(attachment.overview())
 
     async def attachment_overview(self, request: web.Request) -> web.Response:

@@ -20,6 +20,8 @@ from datetime import UTC, datetime, timedelta
 from enum import IntEnum
 from typing import Any
 
+from proxy.sandbox.wire import without_nulls
+
 ORG_URN = "urn:altinn:organization:identifier-no:"
 PERSON_URN = "urn:altinn:person:identifier-no:"
 #: How long the fake says an attachment stays downloadable (informational only).
@@ -325,16 +327,6 @@ class Correspondence:
                 "processingStatus": {"status": "Registered", "lastUpdate": iso(self.created)},
             }
         ]
-
-
-def without_nulls(value: Any) -> Any:
-    """``value`` with every ``None`` member left out: the published schemas (OpenAPI 3.1 style) do not
-    admit ``null`` for most optional fields, so absent is the only conforming way to say "not set"."""
-    if isinstance(value, dict):
-        return {key: without_nulls(item) for key, item in value.items() if item is not None}
-    if isinstance(value, list):
-        return [without_nulls(item) for item in value]
-    return value
 
 
 def iso(moment: datetime) -> str:

@@ -20,7 +20,6 @@ service does) and follow the correspondence's status through
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import json
@@ -35,6 +34,7 @@ from aiohttp import web
 
 from proxy.sandbox.correspondence_model import Correspondence, Status
 from proxy.sandbox.tokens import Caller, Clock, FakeAuthError, TokenVerifier
+from proxy.sandbox.wire import read_body, without_nulls
 
 BASE = "/dialogporten/api/v1/enduser"
 SCOPE = "digdir:dialogporten"
@@ -50,7 +50,6 @@ EXCLUSIVE_LABELS = frozenset({"Default", "Bin", "Archive"})
 ORDER_BY = "contentupdatedat_desc,id_desc"
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
-BODY_READ_SECONDS = 30.0
 _DATE_FILTERS = {
     "createdAfter": ("created", True),
     "createdBefore": ("created", False),
@@ -204,15 +203,6 @@ class Dialog:
         return next((label for label in ("Bin", "Archive") if label in self.system_labels), "Default")
 
 
-def _without_nulls(value: Any) -> Any:
-    """Leave out ``None`` members: the published schema admits ``null`` for few of them."""
-    if isinstance(value, dict):
-        return {key: _without_nulls(item) for key, item in value.items() if item is not None}
-    if isinstance(value, list):
-        return [_without_nulls(item) for item in value]
-    return value
-
-
 def _text(value: str, language: str) -> dict[str, Any]:
     return {"value": [{"value": value, "languageCode": language}], "mediaType": "text/plain"}
 
@@ -350,7 +340,7 @@ class FakeDialogporten:
         page = ordered[:limit]
         has_next = len(ordered) > limit
         return {
-            "items": [_without_nulls(dialog.list_item(caller.party_org)) for dialog in page],
+            "items": [without_nulls(dialog.list_item(caller.party_org)) for dialog in page],
             "hasNextPage": has_next,
             "continuationToken": _encode_token(page[-1]) if has_next else None,
             "orderBy": ORDER_BY,
@@ -464,11 +454,7 @@ def _decode_token(token: str) -> tuple[datetime, str]:
 
 
 async def _read_json(request: web.Request) -> object:
-    try:
-        async with asyncio.timeout(BODY_READ_SECONDS):
-            raw = await request.read()
-    except TimeoutError:
-        raise web.HTTPRequestTimeout(text="request body not received in time") from None
+    raw = await read_body(request)
     try:
         return json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError):

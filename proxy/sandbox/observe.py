@@ -12,6 +12,8 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
 
+from proxy.sandbox.wire import read_body
+
 RequestObserver = Callable[[str, str, Mapping[str, str], bytes | None], None]
 """``observer(method, absolute_url, headers, body_or_None)``; raising is allowed and fails the request."""
 
@@ -32,7 +34,7 @@ def observing_middleware(observer: RequestObserver | None) -> Callable[..., Awai
             elif request.content_type.startswith("multipart/"):
                 body = None  # the contract tool cannot parse a placeholder as multipart
             else:
-                body = await request.read() if request.can_read_body else None
+                body = await read_body(request) if request.can_read_body else None
             observer(request.method, str(request.url), dict(request.headers), body)
         return await handler(request)
 

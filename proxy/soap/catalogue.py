@@ -83,9 +83,24 @@ class Service:
     interface: str
     operations: tuple[Operation, ...]
     _by_name: Mapping[str, Operation] = field(init=False, repr=False, compare=False)
+    _by_action: Mapping[str, Operation] = field(init=False, repr=False, compare=False)
+    _by_element: Mapping[XName, Operation] = field(init=False, repr=False, compare=False)
+    #: Operations by the local name of their request element, where that local name is unique.
+    _by_local: Mapping[str, Operation] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        by_action: dict[str, Operation] = {}
+        by_element: dict[XName, Operation] = {}
+        by_local: dict[str, list[Operation]] = {}
+        for op in self.operations:
+            by_action.setdefault(op.soap_action, op)  # the first operation wins, as a scan would find it
+            by_element.setdefault(op.request_element, op)
+            by_local.setdefault(op.request_element.local, []).append(op)
+        unique_local = {local: ops[0] for local, ops in by_local.items() if len(ops) == 1}
         object.__setattr__(self, "_by_name", MappingProxyType({op.name: op for op in self.operations}))
+        object.__setattr__(self, "_by_action", MappingProxyType(by_action))
+        object.__setattr__(self, "_by_element", MappingProxyType(by_element))
+        object.__setattr__(self, "_by_local", MappingProxyType(unique_local))
 
     @property
     def soap_version(self) -> SoapVersion:
@@ -98,18 +113,11 @@ class Service:
 
     def by_action(self, soap_action: str) -> Operation | None:
         """The operation with this SOAPAction (exact), or None."""
-        for op in self.operations:
-            if op.soap_action == soap_action:
-                return op
-        return None
+        return self._by_action.get(soap_action)
 
     def by_element(self, element: XName) -> Operation | None:
         """The operation whose request element is ``element``; lenient on namespace when unique."""
-        for op in self.operations:
-            if op.request_element == element:
-                return op
-        candidates = [op for op in self.operations if op.request_element.local == element.local]
-        return candidates[0] if len(candidates) == 1 else None
+        return self._by_element.get(element) or self._by_local.get(element.local)
 
 
 TEST_OPERATION_NAME = "Test"

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import re
+import threading
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -69,10 +70,20 @@ class SoapReply:
         if self.element is not None:
             return self.element
         assert self.xml is not None
-        return etree.fromstring(self.xml, parser=_ANSWER_PARSER)
+        return etree.fromstring(self.xml, parser=_answer_parser())
 
 
-_ANSWER_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+_PARSERS = threading.local()
+
+
+def _answer_parser() -> etree.XMLParser:
+    """This thread's parser for answers (an lxml parser must not be shared between threads)."""
+    parser: etree.XMLParser | None = getattr(_PARSERS, "parser", None)
+    if parser is None:
+        parser = _PARSERS.parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+    return parser
+
+
 #: What may not be spliced: characters XML 1.0 forbids, and CR (a parser would turn it into LF,
 #: lxml writes ``&#13;``).
 _NOT_SPLICEABLE = re.compile(rb"[\x00-\x08\x0b-\x0d\x0e-\x1f]|\xef\xbf[\xbe\xbf]|\xed[\xa0-\xbf]")

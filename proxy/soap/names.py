@@ -11,6 +11,8 @@ XS_NS = "http://www.w3.org/2001/XMLSchema"
 XML_NS = "http://www.w3.org/XML/1998/namespace"
 XOP_NS = "http://www.w3.org/2004/08/xop/include"
 WSA10_NS = "http://www.w3.org/2005/08/addressing"
+#: The pre-standard WS-Addressing namespace some WCF clients still send.
+WSA200408_NS = "http://schemas.xmlsoap.org/ws/2004/08/addressing"
 WSSE_NS = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
 WSSE_PASSWORD_TEXT = (
     "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0#PasswordText"  # noqa: S105

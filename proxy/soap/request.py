@@ -19,13 +19,14 @@ from proxy.identity.principal import LegacyCredentials
 from proxy.soap.catalogue import Catalogue, Operation, Service, Streaming
 from proxy.soap.credentials import extract_credentials
 from proxy.soap.envelope import (
+    MULTIPART_RELATED,
     ContentType,
     SoapVersion,
     action_from_headers,
     split_envelope,
     version_from_content_type,
 )
-from proxy.soap.names import WSA10_NS, XOP_NS, XName
+from proxy.soap.names import WSA10_NS, WSA200408_NS, XOP_NS, XName
 from proxy.soap.payload import SizedStream
 from proxy.soap.xmlsafe import DEFAULT_LIMITS, XmlLimits, parse_xml
 
@@ -59,12 +60,12 @@ class SoapCall:
         return (self.service.name, self.operation.name)
 
 
-def request_version(service: Service, content_type: str | None) -> SoapVersion:
-    """The version to answer a failed request in: the client's when recognisable, else the endpoint's."""
+def request_version(content_type: str | None, default: SoapVersion) -> SoapVersion:
+    """The version to answer a failed request in: the client's when recognisable, else ``default``."""
     try:
         return version_from_content_type(ContentType.parse(content_type))
     except UnsupportedMediaType:
-        return service.soap_version
+        return default
 
 
 def parse_request(
@@ -91,7 +92,7 @@ def parse_request(
     action = action_from_headers(parsed_type, soap_action) or _addressing(envelope.headers, "Action") or ""
     operation = dispatch(service, action, envelope.body)
     credentials = extract_credentials(operation.credentials, envelope.body, envelope.headers)
-    mtom = parsed_type.media_type == "multipart/related"
+    mtom = parsed_type.media_type == MULTIPART_RELATED
     if operation.streaming is Streaming.UPLOAD and attachment is None:
         attachment = _inline_payload(operation, envelope.body)
     return SoapCall(
@@ -125,10 +126,7 @@ def dispatch(service: Service, action: str, body: etree._Element) -> Operation:
 def _addressing(headers: tuple[etree._Element, ...], name: str) -> str | None:
     for header in headers:
         qname = etree.QName(header)
-        if qname.localname == name and qname.namespace in (
-            WSA10_NS,
-            "http://schemas.xmlsoap.org/ws/2004/08/addressing",
-        ):
+        if qname.localname == name and qname.namespace in (WSA10_NS, WSA200408_NS):
             return (header.text or "").strip() or None
     return None
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 from lxml import etree
 
@@ -36,6 +37,16 @@ _XML_DECL = re.compile(rb"<\?xml\s[^>]*?\?>")
 _ENCODING = re.compile(rb"""encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
 _PROLOG_ITEM = re.compile(rb"\s+|<!--.*?-->|<\?.*?\?>", re.DOTALL)
 _ACCEPTED_ENCODINGS = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
+#: What both parsers (pull and one-shot) are told; see the module docstring.
+_PARSER_OPTIONS: dict[str, Any] = {
+    "encoding": "utf-8",
+    "resolve_entities": False,
+    "no_network": True,
+    "load_dtd": False,
+    "dtd_validation": False,
+    "remove_comments": True,
+    "collect_ids": False,
+}
 
 
 @dataclass(frozen=True)
@@ -64,14 +75,8 @@ def parse_xml(data: bytes, limits: XmlLimits = DEFAULT_LIMITS) -> etree._Element
         return _parse_small(data, limits)
     parser = etree.XMLPullParser(
         events=("start", "end", "pi"),
-        encoding="utf-8",
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        dtd_validation=False,
         huge_tree=limits.max_text_length > _LIBXML_TEXT_LIMIT,
-        remove_comments=True,
-        collect_ids=False,
+        **_PARSER_OPTIONS,
     )
     walker = _LimitWalker(limits)
     try:
@@ -82,10 +87,7 @@ def parse_xml(data: bytes, limits: XmlLimits = DEFAULT_LIMITS) -> etree._Element
         walker.consume(parser.read_events())
     except etree.XMLSyntaxError as error:
         raise _syntax_error(error, limits) from None
-    tree = root.getroottree()
-    docinfo = tree.docinfo
-    if docinfo.internalDTD is not None or docinfo.externalDTD is not None or docinfo.system_url:
-        raise HostileXml("a DOCTYPE is not allowed in a SOAP message")
+    _refuse_doctype(root)
     return root
 
 
@@ -111,10 +113,15 @@ def _parse_small(data: bytes, limits: XmlLimits) -> etree._Element:
         _LimitWalker(limits).consume(etree.iterwalk(root, events=("start", "end", "pi")))
         if any(True for _ in root.itersiblings()) or any(True for _ in root.itersiblings(preceding=True)):
             raise HostileXml("processing instructions are not allowed in a SOAP message")
+    _refuse_doctype(root)
+    return root
+
+
+def _refuse_doctype(root: etree._Element) -> None:
+    """The second check of the no-DTD invariant, on the parsed tree."""
     docinfo = root.getroottree().docinfo
     if docinfo.internalDTD is not None or docinfo.externalDTD is not None or docinfo.system_url:
         raise HostileXml("a DOCTYPE is not allowed in a SOAP message")
-    return root
 
 
 _PARSERS = threading.local()
@@ -129,16 +136,7 @@ def _small_parser(huge_tree: bool) -> etree.XMLParser:
     name = "huge" if huge_tree else "normal"
     parser: etree.XMLParser | None = getattr(_PARSERS, name, None)
     if parser is None:
-        parser = etree.XMLParser(
-            encoding="utf-8",
-            resolve_entities=False,
-            no_network=True,
-            load_dtd=False,
-            dtd_validation=False,
-            huge_tree=huge_tree,
-            remove_comments=True,
-            collect_ids=False,
-        )
+        parser = etree.XMLParser(huge_tree=huge_tree, **_PARSER_OPTIONS)
         setattr(_PARSERS, name, parser)
     return parser
 
@@ -180,6 +178,7 @@ class _LimitWalker:
         self._elements = 0
 
     def consume(self, events: object) -> None:
+        """Check ``(event, element)`` pairs from the pull parser or ``iterwalk`` against the limits."""
         limits = self._limits
         for event, node in events:  # type: ignore[attr-defined]
             if event == "start":

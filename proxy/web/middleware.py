@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 import structlog
 from aiohttp import web
 
-from proxy.observability.metrics import IN_FLIGHT, REQUEST_SECONDS, REQUESTS, bound
+from proxy.observability.metrics import IN_FLIGHT, REQUEST_SECONDS, REQUESTS, bound, method_label
 
 REQUEST_ID_HEADER = "X-Request-Id"
 REQUEST_ID = web.RequestKey("request_id", str)
@@ -64,7 +64,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
             IN_FLIGHT.dec()
             elapsed = time.perf_counter() - started
             route = route_label(request)
-            bound(REQUESTS, route, request.method, f"{status // 100}xx").inc()
+            bound(REQUESTS, route, method_label(request.method), f"{status // 100}xx").inc()
             bound(REQUEST_SECONDS, route).observe(elapsed)
             log.info(
                 "request",

@@ -19,7 +19,8 @@ the documented Altinn 2 route template it matched (or its path).
 Invariants: :meth:`_RestFront.handle` is the one place a :class:`~proxy.errors.ProxyError` becomes a
 legacy REST reply (status, reason phrase, ``{"ErrorCode", "ErrorMessage"}``) and is counted; nothing
 else answers for ``/api/``. The ApiKey and the certificate never reach a log line, a reply or a
-metric label; metric labels come from :data:`ROUTE_TEMPLATES` and :data:`_METHODS` only.
+metric label; metric labels come from :data:`ROUTE_TEMPLATES` and
+:func:`~proxy.observability.metrics.method_label` only.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from proxy.errors import (
 )
 from proxy.identity.principal import Principal
 from proxy.identity.reportee import authorize, parse_reportee, require_service_owner
+from proxy.observability.metrics import method_label
 from proxy.web.middleware import request_id_of
 from proxy.web.rest_metrics import REST_ERRORS, REST_UNTRANSLATED
 
@@ -120,7 +122,6 @@ ROUTE_TEMPLATES: tuple[str, ...] = (
     "/api/{who}/profile/contactinformation",
 )
 
-_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _PARAMETER = re.compile(r"\{(\w+)\}")
 _REPORTEE_ID = re.compile(r"r\d{1,12}", re.IGNORECASE)
 _MAX_REASON = 200
@@ -199,7 +200,7 @@ class _RestFront:
         self._identity = identity
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        method = request.method.upper() if request.method.upper() in _METHODS else "other"
+        method = method_label(request.method)
         route = match_route(request.path)
         peer = _peer(request)
         principal: Principal | None = None

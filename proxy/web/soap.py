@@ -23,9 +23,9 @@ from proxy.errors import (
     AuthenticationFailed,
     OperationNotTranslated,
     ProxyError,
+    RequestTimeout,
     RequestTooLarge,
     UnknownOperation,
-    UnsupportedMediaType,
 )
 from proxy.identity.principal import LegacyCredentials, Principal
 from proxy.observability.metrics import bound
@@ -39,7 +39,7 @@ from proxy.soap.catalogue import (
 )
 from proxy.soap.contracts import BUILTIN_CONTRACTS, ContractRegistry
 from proxy.soap.encode import EncodedMessage, SoapReply, encode_fault, encode_reply
-from proxy.soap.envelope import MULTIPART_RELATED, ContentType, SoapVersion, version_from_content_type
+from proxy.soap.envelope import MULTIPART_RELATED, ContentType, SoapVersion
 from proxy.soap.mtom import MessageEnd, MtomInfo, MultipartReader, PartData, PartEnd, PartStart
 from proxy.soap.payload import SizedStream
 from proxy.soap.request import SoapCall, parse_request, request_version
@@ -79,6 +79,8 @@ class SoapConfig:
     body_read_timeout: float = 60.0
     #: Longest wait for the next bytes of a streamed attachment.
     body_idle_timeout: float = 30.0
+    #: Overall deadline for a streamed attachment, however steadily it trickles in.
+    attachment_deadline: float = 3600.0
     #: XML messages larger than this are parsed in a worker thread, off the event loop.
     parse_in_thread_above: int = 256 * 1024
     contracts: ContractRegistry = BUILTIN_CONTRACTS
@@ -146,13 +148,13 @@ class _SoapEndpoint:
         if service is None:
             error = UnknownOperation(f"there is no Altinn 2 SOAP service at {request.path[:200]}")
             return self._fault(
-                error, request_version_or_default(content_type), request_id, None, None, status=404
+                error, request_version(content_type, SoapVersion.SOAP11), request_id, None, None, status=404
             )
         if request.method in ("GET", "HEAD"):
             return await self._metadata(request, service)
         if request.method != "POST":
             raise web.HTTPMethodNotAllowed(request.method, ["GET", "POST"])
-        version = request_version(service, content_type)
+        version = request_version(content_type, service.soap_version)
         operation: Operation | None = None
         try:
             call = await self._read_call(request, service)
@@ -228,7 +230,10 @@ class _SoapEndpoint:
         if parsed.media_type == MULTIPART_RELATED:
             budget = config.limits.max_bytes + config.max_attachment_bytes
             _check_length(request, budget)
-            root, attachment = await self._read_mtom(request, parsed)
+            try:
+                root, attachment = await self._read_mtom(request, parsed)
+            except TimeoutError:
+                raise _body_too_slow(config.body_read_timeout) from None
         else:
             _check_length(request, config.limits.max_bytes)
             root = await self._read_all(request, config.limits.max_bytes)
@@ -255,11 +260,14 @@ class _SoapEndpoint:
 
     async def _read_all(self, request: web.Request, limit: int) -> bytes:
         body = bytearray()
-        async with asyncio.timeout(self._config.body_read_timeout):
-            while chunk := await request.content.readany():
-                body += chunk
-                if len(body) > limit:
-                    raise RequestTooLarge(f"the request body is larger than {limit} bytes")
+        try:
+            async with asyncio.timeout(self._config.body_read_timeout):
+                while chunk := await request.content.readany():
+                    body += chunk
+                    if len(body) > limit:
+                        raise RequestTooLarge(f"the request body is larger than {limit} bytes")
+        except TimeoutError:
+            raise _body_too_slow(self._config.body_read_timeout) from None
         return bytes(body)
 
     async def _read_mtom(
@@ -310,9 +318,19 @@ class _SoapEndpoint:
             if total > limit:
                 raise RequestTooLarge(f"the attachment is larger than {limit} bytes")
             yield data
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._config.attachment_deadline
         while True:
-            async with asyncio.timeout(self._config.body_idle_timeout):
-                chunk = await request.content.readany()
+            wait = min(self._config.body_idle_timeout, deadline - loop.time())
+            try:
+                async with asyncio.timeout(max(wait, 0.0)):
+                    chunk = await request.content.readany()
+            except TimeoutError:
+                if wait < self._config.body_idle_timeout:
+                    raise RequestTimeout(
+                        f"the upload did not complete within {self._config.attachment_deadline:g} seconds"
+                    ) from None
+                raise RequestTimeout(f"the client sent nothing for {wait:g} seconds") from None
             if not chunk:
                 reader.close()
                 return
@@ -348,7 +366,6 @@ class _SoapEndpoint:
     async def _metadata(self, request: web.Request, service: Service) -> web.Response:
         query = {key.lower(): value.lower() for key, value in request.query.items()}
         address = self._base_url(request) + service.paths[0]
-        original = self._original_wsdl(service)
         if "xsd" in query:
             description = self._describe(service, address)
             index = query["xsd"].removeprefix("xsd")
@@ -356,9 +373,9 @@ class _SoapEndpoint:
                 raise web.HTTPNotFound(text="no such schema")
             return _xml(description.schemas[int(index)])
         if "wsdl" in query or "singlewsdl" in query:
+            original = await asyncio.to_thread(self._original_wsdl, service, address)
             if original is not None:
-                data = await asyncio.to_thread(original.read_bytes)
-                return _xml(await asyncio.to_thread(rewrite_addresses, data, address))
+                return _xml(original)
             return _xml(self._describe(service, address).wsdl)
         return web.Response(
             text=f"{service.name}: Altinn 2 compatibility endpoint. Metadata: {address}?wsdl\n",
@@ -374,12 +391,13 @@ class _SoapEndpoint:
             description = self._descriptions[key] = describe(service, self._config.contracts, address)
         return description
 
-    def _original_wsdl(self, service: Service) -> Path | None:
+    def _original_wsdl(self, service: Service, address: str) -> bytes | None:
+        """The operator's own WSDL for ``service`` with its addresses set to ``address`` (file I/O)."""
         directory = self._config.original_wsdl_dir
         if directory is None:
             return None
         path = directory / f"{service.name}.wsdl"
-        return path if path.is_file() else None
+        return rewrite_addresses(path.read_bytes(), address) if path.is_file() else None
 
     def _base_url(self, request: web.Request) -> str:
         if self._config.external_base_url:
@@ -394,14 +412,6 @@ class _SoapEndpoint:
         if not _HOST.match(host or ""):
             host = "localhost"
         return f"{scheme}://{host}"
-
-
-def request_version_or_default(content_type: str | None) -> SoapVersion:
-    """The SOAP version a Content-Type announces, or SOAP 1.1 when it announces none."""
-    try:
-        return version_from_content_type(ContentType.parse(content_type))
-    except UnsupportedMediaType:
-        return SoapVersion.SOAP11
 
 
 def _attachment_length(
@@ -423,6 +433,10 @@ def _attachment_length(
     closing = len(f"\r\n--{info.boundary}--\r\n".encode("latin-1"))
     length = total - before - closing
     return length if length >= 0 else None
+
+
+def _body_too_slow(seconds: float) -> RequestTimeout:
+    return RequestTimeout(f"the request body did not arrive within {seconds:g} seconds")
 
 
 def _check_length(request: web.Request, limit: int) -> None:

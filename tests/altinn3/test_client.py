@@ -378,3 +378,47 @@ async def test_execute_translates_upstream_refusals_through_the_fault_table(
             await execute(engine.start(_insert_request(reference)), client, store)
     assert raised.value.error_id == 30001
     assert "2013" in (raised.value.extended or "")
+
+
+async def _chunked(request: web.Request, parts: list[bytes], status: int = 200) -> web.StreamResponse:
+    response = web.StreamResponse(status=status, headers={"Content-Type": "application/json"})
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    for part in parts:
+        await response.write(part)
+        await asyncio.sleep(0)
+    await response.write_eof()
+    return response
+
+
+async def test_an_oversized_chunked_json_answer_is_refused(
+    aiohttp_server: Any, session: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("proxy.altinn3.client.MAX_JSON_BYTES", 1024)
+    routes = web.RouteTableDef()
+
+    @routes.get("/thing")
+    async def thing(request: web.Request) -> web.StreamResponse:
+        return await _chunked(request, [b'{"padding": "', b"x" * 4096, b'"}'])
+
+    client = _client(session, await _serve(aiohttp_server, routes), Tokens())
+    with pytest.raises(UpstreamError, match="answered more than expected"):
+        await client.send(_call())
+
+
+async def test_a_problem_split_across_chunks_keeps_its_error_code(
+    aiohttp_server: Any, session: aiohttp.ClientSession
+) -> None:
+    routes = web.RouteTableDef()
+    problem = json.dumps(
+        {"title": "Bad", "status": 400, "errorCode": "CORR-1", "detail": "x" * 3000}
+    ).encode()
+
+    @routes.post("/thing")
+    async def thing(request: web.Request) -> web.StreamResponse:
+        return await _chunked(request, [problem[:10], problem[10:2000], problem[2000:]], status=400)
+
+    client = _client(session, await _serve(aiohttp_server, routes), Tokens())
+    with pytest.raises(UpstreamError) as raised:
+        await client.send(_call("POST", body=JsonBody({"a": 1})))
+    assert raised.value.error_code == "CORR-1"

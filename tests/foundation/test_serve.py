@@ -86,3 +86,26 @@ async def test_sigterm_drains_a_slow_in_flight_request(settings_file: Path) -> N
     assert code == 0
     events = [line["event"] for line in proxy.lines]
     assert events.index("draining") < events.index("stopped")
+
+
+async def test_a_body_that_does_not_arrive_in_time_gets_a_client_fault(settings_file: Path) -> None:
+    proxy = await start_proxy(
+        "serve", "--config", str(settings_file), env={"ALTINN_PROXY_LIMITS__BODY_READ_TIMEOUT_SECONDS": "0.5"}
+    )
+    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+    try:
+        head = (
+            f"POST {TEST_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/xml; charset=utf-8\r\n"
+            f"Content-Length: {len(TEST_ENVELOPE)}\r\nConnection: close\r\n\r\n"
+        ).encode()
+        writer.write(head + TEST_ENVELOPE[:40])  # and then nothing more
+        await writer.drain()
+        # The fault comes at once; the connection itself lingers a while for the rest of the body.
+        answer = await asyncio.wait_for(reader.readuntil(b"</s:Envelope>"), 30)
+    finally:
+        writer.close()
+        await writer.wait_closed()  # the proxy stops waiting for the rest of the body
+        await proxy.terminate()
+    assert answer.startswith(b"HTTP/1.1 500"), answer[:100]
+    assert b"<faultcode>s:Client</faultcode>" in answer
+    assert b"did not arrive within 0.5 seconds" in answer
