@@ -5,6 +5,11 @@ Only what replaces the Altinn 2 message box is served (ALTINN3-API.md section 9)
 * ``GET /dialogs``: the search, with the filters, date ranges (explicit time zone required), ``limit``
   (1-1000, default 100) and continuation-token paging of ``openapi.v1.enduser.verified.json``,
   ordered by ``contentUpdatedAt`` then ``id``, both descending (the API's default order).
+* ``GET /dialogs/{dialogId}``: the whole ``Dialog``, with the ``apiActions``, ``guiActions``,
+  ``attachments`` and ``content.mainContentReference`` that the Correspondence service gives the dialogs
+  it creates (their URLs point into the Correspondence API, on the origin the dialog was asked on:
+  the fakes share one platform app). Like the real API, the end user's GET records that the dialog
+  was seen; it never changes the correspondence's own status.
 * ``PUT /dialogs/{dialogId}/context/systemlabels``: ``Archive``/``Bin``/``Default`` are mutually
   exclusive, ``MarkedAsUnopened`` is independent; ``If-Match`` is checked against the revision.
 
@@ -107,6 +112,14 @@ class Activity:
     by_service_owner: bool
 
 
+@dataclass(frozen=True)
+class DialogAttachment:
+    """A correspondence attachment as the dialog shows it (downloaded through the Correspondence API)."""
+
+    id: uuid.UUID
+    name: str
+
+
 @dataclass
 class Dialog:
     """One dialog in the fake's store."""
@@ -124,8 +137,10 @@ class Dialog:
     content_updated: datetime
     due: datetime | None
     status: str
-    attachment_count: int
+    attachments: tuple[DialogAttachment, ...] = ()
     correspondence_id: uuid.UUID | None = None
+    senders_reference: str | None = None
+    needs_confirmation: bool = False
     system_labels: set[str] = field(default_factory=lambda: {"Default"})
     revision: uuid.UUID = field(default_factory=uuid.uuid4)
     seen_at: datetime | None = None
@@ -140,6 +155,74 @@ class Dialog:
     def list_item(self, viewer_party: str) -> dict[str, Any]:
         """``DialogListItem``."""
         latest = self.activities[-1] if self.activities else None
+        return {
+            **self._summary(viewer_party),
+            "guiAttachmentCount": len(self.attachments),
+            "latestActivity": _activity(latest, viewer_party) if latest else None,
+            "content": self._content(),
+        }
+
+    def details(self, viewer_party: str, origin: str) -> dict[str, Any]:
+        """``Dialog``: the summary plus the actions, attachments and activities (URLs under ``origin``)."""
+        item = f"{origin}/correspondence/api/v1/correspondence/{self.correspondence_id}"
+        return {
+            **self._summary(viewer_party),
+            "revision": str(self.revision),
+            "expiresAt": None,
+            "dialogToken": None,
+            "content": {
+                **self._content(),
+                "mainContentReference": {
+                    "value": [{"value": f"{item}/content", "languageCode": self.language}],
+                    "mediaType": "application/vnd.dialogporten.frontchannelembed+json;type=markdown",
+                },
+            },
+            "attachments": [
+                {
+                    "id": str(attachment.id),
+                    "displayName": [{"value": attachment.name, "languageCode": self.language}],
+                    "urls": [
+                        {
+                            "id": str(uuid.uuid5(attachment.id, "url")),
+                            "url": f"{item}/attachment/{attachment.id}/download",
+                            "consumerType": "Gui",
+                            "mediaType": "application/octet-stream",
+                        }
+                    ],
+                }
+                for attachment in self.attachments
+            ],
+            "apiActions": [
+                self._api_action(action, method, url)
+                for action, method, url in (
+                    ("write", "POST", f"{item}/confirm"),
+                    ("write", "DELETE", f"{item}/purge"),
+                    ("write", "POST", f"{item}/markasread"),
+                    ("read", "GET", item),
+                    ("read", "GET", f"{item}/details"),
+                    *(
+                        ("read", "GET", f"{item}/attachment/{attachment.id}/download")
+                        for attachment in self.attachments
+                    ),
+                )
+            ],
+            "guiActions": [
+                self._gui_action(title, method, url, priority)
+                for title, method, url, priority in (
+                    *(
+                        (("Bekreft", "POST", f"{item}/confirm", "Primary"),)
+                        if self.needs_confirmation
+                        else ()
+                    ),
+                    ("Slett", "DELETE", f"{item}/purge", "Tertiary"),
+                )
+            ],
+            "activities": [_activity(activity, viewer_party) for activity in self.activities],
+            "transmissions": [],
+        }
+
+    def _summary(self, viewer_party: str) -> dict[str, Any]:
+        """The members a ``DialogListItem`` and a ``Dialog`` share."""
         seen = (
             [
                 {
@@ -162,9 +245,8 @@ class Dialog:
             "progress": None,
             "process": None,
             "precedingProcess": None,
-            "guiAttachmentCount": self.attachment_count,
             "extendedStatus": None,
-            "externalReference": None,
+            "externalReference": self.senders_reference,
             "createdAt": _iso(self.created),
             "updatedAt": _iso(self.updated),
             "contentUpdatedAt": _iso(self.content_updated),
@@ -177,30 +259,58 @@ class Dialog:
             "isContentSeen": self.seen_at is not None and "MarkedAsUnopened" not in self.system_labels,
             "systemLabel": self._primary_label(),
             "endUserContext": {"revision": str(self.revision), "systemLabels": sorted(self.system_labels)},
-            "latestActivity": (
-                {
-                    "id": str(latest.id),
-                    "createdAt": _iso(latest.at),
-                    "type": latest.type,
-                    "performedBy": {
-                        "actorType": "ServiceOwner" if latest.by_service_owner else "PartyRepresentative",
-                        "actorId": None if latest.by_service_owner else viewer_party,
-                    },
-                }
-                if latest
-                else None
-            ),
             "seenSinceLastUpdate": seen,
             "seenSinceLastContentUpdate": seen,
-            "content": {
-                "title": _text(self.title, self.language),
-                "summary": _text(self.summary, self.language) if self.summary else None,
-                "senderName": _text(self.sender_name, self.language) if self.sender_name else None,
-            },
+        }
+
+    def _content(self) -> dict[str, Any]:
+        return {
+            "title": _text(self.title, self.language),
+            "summary": _text(self.summary, self.language) if self.summary else None,
+            "senderName": _text(self.sender_name, self.language) if self.sender_name else None,
+        }
+
+    def _api_action(self, action: str, method: str, url: str) -> dict[str, Any]:
+        return {
+            "id": str(uuid.uuid5(self.id, f"api {method} {url}")),
+            "action": action,
+            "isAuthorized": True,
+            "endpoints": [
+                {
+                    "id": str(uuid.uuid5(self.id, f"endpoint {method} {url}")),
+                    "httpMethod": method,
+                    "url": url,
+                    "deprecated": False,
+                }
+            ],
+        }
+
+    def _gui_action(self, title: str, method: str, url: str, priority: str) -> dict[str, Any]:
+        return {
+            "id": str(uuid.uuid5(self.id, f"gui {method} {url}")),
+            "action": "read",
+            "url": url,
+            "httpMethod": method,
+            "priority": priority,
+            "isAuthorized": True,
+            "isDeleteDialogAction": method == "DELETE",
+            "title": [{"value": title, "languageCode": self.language}],
         }
 
     def _primary_label(self) -> str:
         return next((label for label in ("Bin", "Archive") if label in self.system_labels), "Default")
+
+
+def _activity(activity: Activity, viewer_party: str) -> dict[str, Any]:
+    return {
+        "id": str(activity.id),
+        "createdAt": _iso(activity.at),
+        "type": activity.type,
+        "performedBy": {
+            "actorType": "ServiceOwner" if activity.by_service_owner else "PartyRepresentative",
+            "actorId": None if activity.by_service_owner else viewer_party,
+        },
+    }
 
 
 def _text(value: str, language: str) -> dict[str, Any]:
@@ -246,8 +356,13 @@ class FakeDialogporten:
             content_updated=at,
             due=datetime.fromisoformat(due) if due else None,
             status="RequiresAttention" if needs_confirmation else "NotApplicable",
-            attachment_count=len(correspondence.attachments),
+            attachments=tuple(
+                DialogAttachment(a.id, a.display_name or a.file_name or str(a.id))
+                for a in correspondence.attachments
+            ),
             correspondence_id=correspondence.id,
+            senders_reference=correspondence.request.get("sendersReference"),
+            needs_confirmation=needs_confirmation,
         )
         dialog.activities.append(Activity(uuid.uuid4(), "DialogCreated", at, by_service_owner=True))
         self.dialogs[dialog.id] = dialog
@@ -346,10 +461,14 @@ class FakeDialogporten:
             "orderBy": ORDER_BY,
         }
 
-    def set_system_labels(
-        self, caller: Caller, raw_id: str, payload: object, if_match: str | None
-    ) -> uuid.UUID:
-        """``PUT /dialogs/{id}/context/systemlabels``; returns the new revision."""
+    def get(self, caller: Caller, raw_id: str, origin: str) -> dict[str, Any]:
+        """``GET /dialogs/{id}``: the ``Dialog``; records that the caller's party has seen it."""
+        dialog = self._own_dialog(caller, raw_id)
+        dialog.seen_at = dialog.seen_at or self.now()
+        return without_nulls(dialog.details(caller.party_org, origin))  # type: ignore[no-any-return]
+
+    def _own_dialog(self, caller: Caller, raw_id: str) -> Dialog:
+        """The live dialog ``raw_id`` of the caller's party (404 unknown or deleted, 403 another party's)."""
         try:
             dialog = self.dialogs.get(uuid.UUID(raw_id))
         except ValueError:
@@ -358,6 +477,13 @@ class FakeDialogporten:
             raise DialogProblem(404, f"Dialog with key '{raw_id}' not found.")
         if dialog.party != ORG_URN + caller.party_org:
             raise DialogProblem(403, None)
+        return dialog
+
+    def set_system_labels(
+        self, caller: Caller, raw_id: str, payload: object, if_match: str | None
+    ) -> uuid.UUID:
+        """``PUT /dialogs/{id}/context/systemlabels``; returns the new revision."""
+        dialog = self._own_dialog(caller, raw_id)
         if if_match and if_match.strip('"') != str(dialog.revision):
             raise DialogProblem(412, "The supplied If-Match header did not match the current revision.")
         if not isinstance(payload, Mapping):
@@ -486,6 +612,11 @@ def install_dialogporten(
             fake.search(caller, request.query, lambda name: list(request.query.getall(name, [])))
         )
 
+    async def get_dialog(request: web.Request) -> web.Response:
+        caller = fake.authenticate(request)
+        origin = str(request.url.origin())
+        return web.json_response(fake.get(caller, request.match_info["dialogId"], origin))
+
     async def set_labels(request: web.Request) -> web.Response:
         caller = fake.authenticate(request)
         payload = await _read_json(request)
@@ -495,6 +626,7 @@ def install_dialogporten(
         return web.Response(status=204, headers={"Etag": str(revision)})
 
     app.router.add_get(f"{BASE}/dialogs", _problems_as_responses(search))
+    app.router.add_get(f"{BASE}/dialogs/{{dialogId}}", _problems_as_responses(get_dialog))
     app.router.add_put(
         f"{BASE}/dialogs/{{dialogId}}/context/systemlabels", _problems_as_responses(set_labels)
     )

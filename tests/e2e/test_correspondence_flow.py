@@ -126,12 +126,18 @@ async def test_send_list_read_confirm_and_see_the_status(world: World, reference
     assert item.Status == "NotOpenedNoConfirmationReq"
     assert item.ReporteeElementId > 0
 
+    # Listing (twice) is not reading: Altinn 3 records Fetched only when the end-user system reads it.
+    assert len(await asyncio.to_thread(_inbox, inbox_client, END_USER)) == 1
+    (stored,) = world.fakes.correspondence.correspondences.values()
+    assert Status.Fetched not in [event.status for event in stored.history]
+
     reader = await asyncio.to_thread(
         legacy_client, world.proxy_url + CORRESPONDENCE + "?wsdl", world.proxy_url + CORRESPONDENCE
     )
     read = await asyncio.to_thread(
         reader.GetCorrespondenceForEndUserSystemBasicV2, *END_USER[:2], item.ReporteeElementId, 1044
     )
+    assert [event.status for event in stored.history].count(Status.Fetched) == 1
     assert read.Correspondence.CorrespondenceID == item.ReporteeElementId
     assert read.Correspondence.CorrespondenceTitle == "Vedtak om tilskudd"
     assert read.Correspondence.CorrespondenceTxt == "Hele meldingen"
@@ -146,7 +152,6 @@ async def test_send_list_read_confirm_and_see_the_status(world: World, reference
     listed_again = await asyncio.to_thread(_inbox, inbox_client, END_USER)
     assert [(i.CorrespondenceStatus, i.Status) for i in listed_again] == [("Confirmed", "Confirmed")]
 
-    (stored,) = world.fakes.correspondence.correspondences.values()
     history = [event.status for event in stored.history]
     assert Status.Read in history
     assert history.count(Status.Confirmed) == 1

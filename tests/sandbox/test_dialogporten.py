@@ -1,9 +1,13 @@
-"""The fake Dialogporten end-user API: search as a system user, paging, filters, system labels."""
+"""The fake Dialogporten end-user API: search as a system user, paging, filters, system labels, a dialog."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
+from aiohttp import FormData
+
+from proxy.sandbox.correspondence_model import Status
 from tests.sandbox.test_correspondence_harness import (
     OTHER_ORG,
     RECIPIENT_ORG,
@@ -148,3 +152,114 @@ async def test_confirming_the_correspondence_completes_the_dialog(platform: Plat
     _, page, _ = await platform.call("GET", DIALOGS, reader, params=[("isContentSeen", "true")])
     [dialog] = page["items"]
     assert (dialog["status"], dialog["latestActivity"]["type"]) == ("Completed", "CorrespondenceConfirmed")
+
+
+def _form_with_attachments(files: dict[str, bytes], due: datetime) -> FormData:
+    """A ``/correspondence/upload`` form that needs confirmation and carries ``files``."""
+    form = FormData()
+    for name, value in {
+        "Correspondence.ResourceId": RESOURCE,
+        "Correspondence.SendersReference": "with-files",
+        "Correspondence.MessageSender": "Testdepartementet",
+        "Correspondence.Content.Language": "nb",
+        "Correspondence.Content.MessageTitle": "Vedtak",
+        "Correspondence.Content.MessageSummary": "Oppsummering",
+        "Correspondence.Content.MessageBody": "Se vedlegg.",
+        "Correspondence.IsConfirmationNeeded": "true",
+        "Correspondence.DueDateTime": due.isoformat(),
+        "Recipients": RECIPIENT_URN,
+    }.items():
+        form.add_field(name, value)
+    for index, name in enumerate(files):
+        form.add_field(f"Correspondence.Content.Attachments[{index}].FileName", name)
+        form.add_field(f"Correspondence.Content.Attachments[{index}].SendersReference", f"att-{index}")
+        form.add_field(
+            f"Correspondence.Content.Attachments[{index}].DataLocationType", "NewCorrespondenceAttachment"
+        )
+    for name, data in files.items():
+        form.add_field("attachments", data, filename=name, content_type="application/octet-stream")
+    return form
+
+
+async def test_a_dialog_points_into_the_correspondence_api_without_fetching_it(platform: Platform) -> None:
+    files = {"vedtak.pdf": b"%PDF-1.7 vedtak", "vilkar.txt": b"vilkaar"}
+    status, sent, _ = await platform.call(
+        "POST",
+        "/correspondence/api/v1/correspondence/upload",
+        platform.service_owner_token(),
+        data=_form_with_attachments(
+            files, datetime.fromtimestamp(platform.clock(), UTC) + timedelta(days=14)
+        ),
+    )
+    assert status == 200, sent
+    correspondence_id = sent["correspondences"][0]["correspondenceId"]
+    reader = platform.system_user_token()
+    _, page, _ = await platform.call("GET", DIALOGS, reader)
+    [item] = page["items"]
+    assert item["isContentSeen"] is False
+
+    status, dialog, _ = await platform.call("GET", f"{DIALOGS}/{item['id']}", reader)
+    assert status == 200
+    assert (dialog["id"], dialog["status"], dialog["externalReference"]) == (
+        item["id"],
+        "RequiresAttention",
+        "with-files",
+    )
+    item_url = f"/correspondence/api/v1/correspondence/{correspondence_id}"
+    endpoints = {
+        (endpoint["httpMethod"], urlsplit(endpoint["url"]).path)
+        for action in dialog["apiActions"]
+        for endpoint in action["endpoints"]
+    }
+    attachment_ids = [attachment["id"] for attachment in dialog["attachments"]]
+    assert endpoints == {
+        ("POST", f"{item_url}/confirm"),
+        ("DELETE", f"{item_url}/purge"),
+        ("POST", f"{item_url}/markasread"),
+        ("GET", item_url),
+        ("GET", f"{item_url}/details"),
+        *(("GET", f"{item_url}/attachment/{ident}/download") for ident in attachment_ids),
+    }
+    assert sorted(a["displayName"][0]["value"] for a in dialog["attachments"]) == sorted(files)
+    assert [a["priority"] for a in dialog["guiActions"]] == ["Primary", "Tertiary"]
+    assert [a["type"] for a in dialog["activities"]] == ["DialogCreated"]
+
+    # Reading the dialog is Dialogporten's own "seen"; the correspondence stays Published.
+    stored = platform.correspondence.correspondences[next(iter(platform.correspondence.correspondences))]
+    assert Status.Fetched not in [event.status for event in stored.history]
+    _, page, _ = await platform.call("GET", DIALOGS, reader)
+    assert page["items"][0]["isContentSeen"] is True
+
+    # The URLs are real: downloading through one of them works for the recipient.
+    [download] = [a["urls"][0]["url"] for a in dialog["attachments"] if a["id"] == attachment_ids[0]]
+    async with platform.client.get(
+        urlsplit(download).path, headers={"Authorization": f"Bearer {reader}"}
+    ) as response:
+        assert response.status == 200
+        assert await response.read() in files.values()
+
+
+async def test_a_dialog_has_the_searchs_access_rules(platform: Platform) -> None:
+    await _send(platform, "private")
+    reader = platform.system_user_token()
+    _, page, _ = await platform.call("GET", DIALOGS, reader)
+    dialog = f"{DIALOGS}/{page['items'][0]['id']}"
+    status, _, body = await platform.call("GET", dialog, platform.system_user_token(OTHER_ORG))
+    assert (status, body) == (403, b"")
+    status, _, _ = await platform.call(
+        "GET", dialog, platform.system_user_token(scopes="altinn:correspondence.read")
+    )
+    assert status == 403
+    status, _, _ = await platform.call(
+        "GET", dialog, platform.service_owner_token(scopes="digdir:dialogporten")
+    )
+    assert status == 403
+    status, _, _ = await platform.call("GET", dialog, None)
+    assert status == 401
+    status, problem, _ = await platform.call(
+        "GET",
+        f"{DIALOGS}/0194f7a0-0000-7000-8000-000000000001",
+        reader,
+        judge=False,  # the shared checker has no deserializer for application/problem+json
+    )
+    assert (status, problem["status"]) == (404, 404)
