@@ -236,7 +236,10 @@ def maskinporten_config(settings: Settings, signing: SigningMaterial) -> Maskinp
         environment=altinn.environment,
         system_id=settings.maskinporten.system_id,
         timeouts=TokenTimeouts(connect=settings.timeouts.connect, total=settings.timeouts.token),
-        refresh=RefreshPolicy(safety_margin=settings.maskinporten.refresh_margin_seconds),
+        refresh=RefreshPolicy(
+            safety_margin=settings.maskinporten.refresh_margin_seconds,
+            refusal_cache_seconds=settings.maskinporten.refusal_cache_seconds,
+        ),
     )
 
 
@@ -254,6 +257,15 @@ def store_url(settings: Settings) -> str:
     port = f":{parts.port}" if parts.port else ""
     netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}{port}"
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def store_options(settings: Settings) -> StoreOptions:
+    """The store's behaviour as the ``store`` settings section configures it."""
+    return StoreOptions(
+        idempotency_retention=timedelta(hours=settings.store.idempotency_retention_hours),
+        idempotency_lease=timedelta(seconds=settings.store.idempotency_lease_seconds),
+        first_legacy_id=settings.store.first_legacy_id,
+    )
 
 
 PURGE_INTERVAL_SECONDS = 3600.0
@@ -292,10 +304,7 @@ def _services_context(readiness: Readiness) -> Any:
             stack.push_async_callback(session.close)
             store = await open_store(
                 await asyncio.to_thread(store_url, settings),
-                StoreOptions(
-                    idempotency_retention=timedelta(hours=settings.store.idempotency_retention_hours),
-                    idempotency_lease=timedelta(seconds=settings.store.idempotency_lease_seconds),
-                ),
+                store_options(settings),
             )
             stack.push_async_callback(store.close)
             credentials = await asyncio.to_thread(CredentialStore, settings.identity.credentials_file)

@@ -25,6 +25,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from proxy.errors import ConfigurationError
+from proxy.store.model import MAX_FIRST_LEGACY_ID
 
 ENV_PREFIX = "ALTINN_PROXY_"
 
@@ -141,6 +142,8 @@ class Maskinporten(_Section):
     certificate_password_file: Path | None = None
     #: Seconds before expiry at which a token is refreshed at the latest.
     refresh_margin_seconds: Annotated[float, Field(ge=0)] = 20.0
+    #: Seconds a refused grant (e.g. MP-303, no system user) is answered from memory; 0 = never.
+    refusal_cache_seconds: Annotated[float, Field(ge=0)] = 30.0
 
     @field_validator("key_file", "certificate_file", "certificate_password_file")
     @classmethod
@@ -169,6 +172,10 @@ class Store(_Section):
     #: How long an in-flight submission holds its idempotency claim. After a crash, a resend of a
     #: submission that was in flight answers "in progress" until the claim's lease has run out.
     idempotency_lease_seconds: Annotated[float, Field(gt=0)] = 300.0
+    #: The lowest legacy id (ReceiptId, CorrespondenceID, ...) the proxy allocates: set it above the
+    #: ids your clients still hold from Altinn 2 so the two can never be confused. Raising it takes
+    #: effect at the next start; lowering it never reuses or renumbers an id.
+    first_legacy_id: Annotated[int, Field(ge=1, le=MAX_FIRST_LEGACY_ID)] = 1
 
     @field_validator("password_file")
     @classmethod

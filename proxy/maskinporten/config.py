@@ -68,19 +68,25 @@ class RefreshPolicy:
     the latest ``safety_margin`` seconds before it expires (capped at a quarter of the lifetime for
     very short-lived tokens). A token is never handed out inside that margin: the caller then waits
     for a fresh one. ``retry_delay`` spaces background retries after a failed refresh.
+
+    A refusal (``TokenRefused``, e.g. MP-303) is remembered for ``refusal_cache_seconds``: within that
+    period callers for the same key get the same refusal without a new grant. ``0`` turns this off.
     """
 
     refresh_ratio: float = 0.5
     safety_margin: float = 30.0
     retry_delay: float = 5.0
-    #: Upper bound on cached keys; the least recently fetched are dropped beyond it.
+    #: Upper bound on cached keys (and, separately, on remembered refusals); oldest dropped beyond it.
     max_entries: int = 10_000
+    refusal_cache_seconds: float = 30.0
 
     def __post_init__(self) -> None:
         if not 0.0 < self.refresh_ratio < 1.0:
             raise ConfigurationError("refresh_ratio must be between 0 and 1 (exclusive)")
         if self.safety_margin < 0 or self.retry_delay <= 0 or self.max_entries < 1:
             raise ConfigurationError("safety_margin, retry_delay and max_entries must be positive")
+        if self.refusal_cache_seconds < 0:
+            raise ConfigurationError("refusal_cache_seconds must not be negative")
 
 
 @dataclass(frozen=True)

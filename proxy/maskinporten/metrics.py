@@ -37,6 +37,11 @@ TOKEN_CACHE_WAITS = Counter(
     "token() calls that had to wait for a fetch (cold, expired or invalidated key).",
     ["kind"],
 )
+TOKEN_REFUSALS_REPLAYED = Counter(
+    "altinn_proxy_token_refusals_replayed",
+    "token() calls answered with a recently remembered refusal (e.g. MP-303), without a new grant.",
+    ["kind"],
+)
 
 
 class ExpirySource(Protocol):

@@ -11,6 +11,14 @@ Invariants:
   handed out, so in steady state no caller waits for Maskinporten.
 * The background loop refreshes only keys used since their last fetch; idle keys expire and are
   dropped instead of being renewed forever.
+* A refusal (``TokenRefused``: Maskinporten or the exchange said no, e.g. MP-303) is remembered
+  per key for ``refusal_cache_seconds`` on the injected clock; until then a caller without a usable
+  token gets a copy of it and no grant is sent, because a legacy client retrying a misconfigured
+  customer would otherwise flood Maskinporten with grants it refuses (and it rate-limits clients).
+  Background refreshes of a refused key wait for the refusal to lapse too. ``TokenUnavailable`` is
+  never remembered: the next caller tries again. A successful fetch or ``invalidate`` forgets it.
+* A token that can no longer be handed out is dropped when its refresh fails, so a failing
+  Maskinporten is never retried in a loop for a token nobody may use.
 * Tokens live in memory only and are never logged, formatted into errors or used as labels.
 """
 
@@ -18,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -67,6 +76,14 @@ class _Entry:
         return f"<token entry {self.kind} expires_at={self.expires_at:.1f}>"
 
 
+@dataclass(frozen=True)
+class _Refusal:
+    """A refusal for one key and until when (monotonic) it is replayed instead of sending a grant."""
+
+    error: TokenRefused
+    until: float
+
+
 @dataclass
 class ProviderStats:
     """Counters of one provider, for tests and diagnostics (the metrics aggregate all providers)."""
@@ -76,6 +93,7 @@ class ProviderStats:
     fetches: int = 0
     failures: int = 0
     background_refreshes: int = 0
+    refusals_replayed: int = 0
 
 
 class TokenProvider:
@@ -100,6 +118,7 @@ class TokenProvider:
         self._policy = config.refresh
         self._entries: dict[CacheKey, _Entry] = {}
         self._inflight: dict[CacheKey, asyncio.Task[_Entry]] = {}
+        self._refusals: dict[CacheKey, _Refusal] = {}
         self._wake = asyncio.Event()
         self._refresher: asyncio.Task[None] | None = None
         self.stats = ProviderStats()
@@ -117,9 +136,15 @@ class TokenProvider:
             entry.used = True
             self.stats.hits += 1
             metrics.TOKEN_CACHE_HITS.labels(request.kind).inc()
-            if now >= entry.refresh_at:
+            if now >= entry.refresh_at and self._refusal(key, now) is None:
                 self._ensure_fetch(key, background=True)
             return entry.token
+        refusal = self._refusal(key, now)
+        if refusal is not None:
+            self.stats.refusals_replayed += 1
+            metrics.TOKEN_REFUSALS_REPLAYED.labels(request.kind).inc()
+            # A copy: re-raising one instance would chain every caller's traceback onto it.
+            raise copy.copy(refusal.error)
         self.stats.waits += 1
         metrics.TOKEN_CACHE_WAITS.labels(request.kind).inc()
         entry = await asyncio.shield(self._ensure_fetch(key, background=False))
@@ -129,9 +154,11 @@ class TokenProvider:
     def invalidate(self, request: TokenRequest, token: str) -> None:
         """Forget ``token`` for ``request`` after Altinn 3 refused it; the next ``token()`` fetches anew.
 
-        A newer token already cached for the key is kept: only the refused one is dropped.
+        A newer token already cached for the key is kept: only the refused one is dropped. A remembered
+        Maskinporten refusal for the key is forgotten too.
         """
         key = self._key(request)
+        self._refusals.pop(key, None)
         entry = self._entries.get(key)
         if entry is not None and entry.token == token:
             del self._entries[key]
@@ -187,6 +214,8 @@ class TokenProvider:
             self.stats.failures += 1
             outcome = "refused" if isinstance(error, TokenRefused) else "unavailable"
             metrics.TOKEN_FETCHES.labels(request.kind, outcome).inc()
+            if isinstance(error, TokenRefused):
+                self._remember_refusal(key, error)
             log.warning(
                 "token_fetch_failed",
                 kind=request.kind,
@@ -213,7 +242,27 @@ class TokenProvider:
         )
         return entry
 
+    def _refusal(self, key: CacheKey, now: float) -> _Refusal | None:
+        """The remembered refusal for ``key`` if it still applies (a lapsed one is dropped)."""
+        refusal = self._refusals.get(key)
+        if refusal is not None and now >= refusal.until:
+            del self._refusals[key]
+            return None
+        return refusal
+
+    def _remember_refusal(self, key: CacheKey, error: TokenRefused) -> None:
+        period = self._policy.refusal_cache_seconds
+        if period <= 0:
+            return
+        self._refusals.pop(key, None)
+        # A copy without the traceback, so the failed fetch's frames are not kept alive with it.
+        # Re-inserted last: dict order is refusal order, oldest first.
+        self._refusals[key] = _Refusal(copy.copy(error), self._clock.monotonic() + period)
+        while len(self._refusals) > self._policy.max_entries:
+            del self._refusals[next(iter(self._refusals))]
+
     def _store(self, key: CacheKey, entry: _Entry) -> None:
+        self._refusals.pop(key, None)
         self._entries.pop(key, None)
         self._entries[key] = entry  # re-inserted last: dict order is fetch order, oldest first
         while len(self._entries) > self._policy.max_entries:
@@ -226,10 +275,21 @@ class TokenProvider:
         if task.cancelled() or task.exception() is None:  # exception() also marks it retrieved
             return
         entry = self._entries.get(key)
-        if entry is not None:
-            # Keep handing out the still-valid token, and retry the refresh a little later.
-            entry.refresh_at = min(self._clock.monotonic() + self._policy.retry_delay, entry.usable_until)
-            self._wake.set()
+        if entry is None:
+            return
+        now = self._clock.monotonic()
+        if now >= entry.usable_until:
+            # Nobody may be handed this token any more; retrying for it would only loop on the failure.
+            del self._entries[key]
+            return
+        # Keep handing out the still-valid token, and retry the refresh a little later (for a
+        # refusal, not before it lapses).
+        retry_at = now + self._policy.retry_delay
+        refusal = self._refusal(key, now)
+        if refusal is not None:
+            retry_at = max(retry_at, refusal.until)
+        entry.refresh_at = min(retry_at, entry.usable_until)
+        self._wake.set()
 
     async def _refresh_loop(self) -> None:
         while True:
@@ -241,7 +301,10 @@ class TokenProvider:
                     del self._entries[key]
                     continue
                 due = entry.refresh_at
-                if due <= now:
+                refusal = self._refusal(key, now)
+                if due <= now and refusal is not None:
+                    due = min(refusal.until, entry.expires_at)
+                elif due <= now:
                     if entry.used and key not in self._inflight:
                         self._ensure_fetch(key, background=True)
                     due = entry.expires_at  # idle or refreshing: wake again only to drop it

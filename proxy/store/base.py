@@ -6,6 +6,9 @@ Invariants (both backends):
   never reused (PostgreSQL: one sequence; SQLite: ``AUTOINCREMENT``). Every race between replicas is
   decided by the database's unique constraint, never by Python state. Ids may have gaps (a lost race
   burns a sequence value); nothing depends on them being dense.
+* Id floor: :meth:`Store.migrate` moves the allocator (PostgreSQL: the sequence; SQLite: the
+  ``AUTOINCREMENT`` counter) up to ``options.first_legacy_id`` when it is below, and never down, so
+  no id below the floor is allocated after that and a lowered floor reuses nothing.
 * Resolution always filters by owner org in SQL, and every miss raises the same ``NotFound`` text, so
   another org's id is indistinguishable from a non-existent one.
 * Idempotency: exactly one ``begin`` per key sees ``NEW`` while a record exists; the insert of the
@@ -76,7 +79,10 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def migrate(self) -> int:
-        """Apply pending schema migrations (idempotent, safe concurrently); return the schema version."""
+        """Apply pending schema migrations (idempotent, safe concurrently); return the schema version.
+
+        Also raises the id allocator to ``options.first_legacy_id`` where it is below (never lowers it).
+        """
 
     @abc.abstractmethod
     async def schema_version(self) -> int:

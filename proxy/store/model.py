@@ -17,10 +17,12 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from proxy.errors import InvalidField, NotFound
+from proxy.errors import ConfigurationError, InvalidField, NotFound
 
 #: Legacy clients declare these ids as ``xs:int``: a positive signed 32-bit integer.
 MAX_LEGACY_ID = 2**31 - 1
+#: The highest allowed ``first_legacy_id``: the registry must keep some room to allocate in.
+MAX_FIRST_LEGACY_ID = MAX_LEGACY_ID - 1
 
 _KIND_PATTERN = re.compile(r"[a-z][a-z0-9_.-]{0,39}")
 _MAX_ORG_LENGTH = 64
@@ -44,6 +46,11 @@ class StoreOptions:
     kept before :meth:`Store.purge_expired` removes them. ``in_flight_wait``: how long ``begin`` waits
     for an identical in-flight submission to finish before answering "in progress" (zero: answer at
     once); ``poll_interval`` is how often it looks meanwhile.
+
+    ``first_legacy_id``: no id below it is ever allocated, so the proxy's ids can be kept clear of
+    the (large) ids legacy clients still hold from Altinn 2. :meth:`Store.migrate` raises the
+    allocator to it; lowering it later changes nothing (ids are never reused or renumbered, and
+    allocation continues above the highest id ever allocated).
     """
 
     idempotency_lease: timedelta = timedelta(minutes=5)
@@ -53,8 +60,21 @@ class StoreOptions:
     connect_timeout: float = 10.0
     pool_min_size: int = 1
     pool_max_size: int = 10
+    first_legacy_id: int = 1
     clock: Clock = utc_now
     sleep: Sleep = asyncio.sleep
+
+    def __post_init__(self) -> None:
+        check_first_legacy_id(self.first_legacy_id)
+
+
+def check_first_legacy_id(first: int) -> int:
+    """The lowest id the registry may allocate: 1 .. :data:`MAX_FIRST_LEGACY_ID`."""
+    if isinstance(first, bool) or not isinstance(first, int) or not 1 <= first <= MAX_FIRST_LEGACY_ID:
+        raise ConfigurationError(
+            f"the first legacy id must be an integer from 1 to {MAX_FIRST_LEGACY_ID}, got {first!r}"
+        )
+    return first
 
 
 def check_kind(kind: str) -> str:

@@ -6,6 +6,8 @@ race (``ON CONFLICT DO NOTHING``) reads the winner's id. Batches insert in sorte
 overlapping batches cannot wait on each other in a cycle. Statements outside an explicit transaction
 autocommit, so every acknowledged write is durable when the call returns. Migrations run under a
 transaction-scoped advisory lock, so replicas starting together apply each step exactly once.
+
+The id floor (``first_legacy_id``) is applied under that same lock, see :func:`_raise_id_floor`.
 """
 
 from __future__ import annotations
@@ -170,6 +172,7 @@ class PostgresStore(Store):
                     migration.name,
                     self._now(),
                 )
+            await _raise_id_floor(connection, self.options.first_legacy_id)
         return latest_version(MIGRATIONS)
 
     async def schema_version(self) -> int:
@@ -371,6 +374,31 @@ class PostgresStore(Store):
                 owner_org,
             )
         return [int(row["receipt_id"]) for row in rows]
+
+
+async def _raise_id_floor(connection: asyncpg.pool.PoolConnectionProxy, first: int) -> None:
+    """Make the sequence hand out nothing below ``first``; never move it down.
+
+    Runs inside :meth:`PostgresStore.migrate`'s transaction, so one replica at a time. Sequences are
+    not transactional, and other replicas keep allocating meanwhile: a plain "read, then ``setval``"
+    could set the sequence below a value taken in between, and that id would be handed out twice.
+    Every ``nextval`` comes from an INSERT into ``id_registry``, which holds ROW EXCLUSIVE on the
+    table, so SHARE ROW EXCLUSIVE keeps allocations out between our read and our ``setval``. A
+    sequence already at or above the floor stays so (it only grows), hence no lock in that case.
+    """
+    if await _next_legacy_id(connection) >= first:
+        return
+    await connection.execute("LOCK TABLE id_registry IN SHARE ROW EXCLUSIVE MODE")
+    if await _next_legacy_id(connection) < first:
+        await connection.execute("SELECT setval('legacy_id_seq', $1, false)", first)
+
+
+async def _next_legacy_id(connection: asyncpg.pool.PoolConnectionProxy) -> int:
+    """The id the next ``nextval('legacy_id_seq')`` returns (without taking it)."""
+    next_id = await connection.fetchval(
+        "SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END FROM legacy_id_seq"
+    )
+    return int(next_id)
 
 
 def _describe(error: BaseException) -> str:

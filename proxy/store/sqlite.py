@@ -305,6 +305,7 @@ class SqliteStore(Store):
                     "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
                     (migration.version, migration.name, stamp),
                 )
+            _raise_id_floor(db, self.options.first_legacy_id)
             return latest_version(MIGRATIONS)
 
         return await self._worker.run(work, write=True)
@@ -529,6 +530,21 @@ class _Refused(Exception):
 def _applied_version(db: sqlite3.Connection) -> int:
     row = db.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
     return 0 if row is None else int(row[0])
+
+
+def _raise_id_floor(db: sqlite3.Connection, first: int) -> None:
+    """Make ``AUTOINCREMENT`` hand out nothing below ``first``; never move it down.
+
+    SQLite gives a new row ``max(sqlite_sequence.seq, max(rowid)) + 1``, and ``seq`` never decreases
+    on its own; raising ``seq`` to ``first - 1`` is therefore the whole mechanism. It runs inside the
+    migration's write transaction, which holds SQLite's single write lock, so no allocation of any
+    process can interleave. The row exists once the table has had an insert: create it before that.
+    """
+    row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'id_registry'").fetchone()
+    if row is None:
+        db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('id_registry', ?)", (first - 1,))
+    elif int(row[0]) < first - 1:
+        db.execute("UPDATE sqlite_sequence SET seq = ? WHERE name = 'id_registry'", (first - 1,))
 
 
 def _select_ids(db: sqlite3.Connection, kind: str, owner_org: str, guids: list[str]) -> dict[str, int]:

@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 from jwt.algorithms import RSAAlgorithm
 
+from proxy.app import maskinporten_config
 from proxy.errors import ConfigurationError
 from proxy.maskinporten.config import (
     MaskinportenConfig,
@@ -23,6 +24,7 @@ from proxy.maskinporten.config import (
 from proxy.maskinporten.grant import grant_claims, sign_grant
 from proxy.maskinporten.provider import TokenProvider
 from proxy.maskinporten.request import TokenRequest
+from proxy.settings import Settings, validate_settings
 from tests.maskinporten.conftest import Keys
 from tests.maskinporten.helpers import SYSTEM_ID, VENDOR_ORG, World, system_user_request
 
@@ -190,3 +192,30 @@ async def test_a_pkcs12_business_certificate_works_end_to_end(
     assert await provider.token(system_user_request(exchange=True))
     assert world.fake.grant_count("cert-client", "310000019") == 1
     await provider.close()
+
+
+def proxy_settings(tmp_path: Path, **maskinporten: object) -> Settings:
+    """Minimal valid proxy settings with ``maskinporten`` keys added."""
+    for name in ("key.pem", "credentials.yaml"):
+        (tmp_path / name).write_text("placeholder", encoding="utf-8")
+    required = {"client_id": "client", "kid": "kid", "key_file": str(tmp_path / "key.pem")}
+    return validate_settings(
+        {
+            "maskinporten": {**required, **maskinporten},
+            "identity": {"credentials_file": str(tmp_path / "credentials.yaml")},
+        }
+    )
+
+
+@pytest.mark.parametrize(("configured", "expected"), [({}, 30.0), ({"refusal_cache_seconds": 5}, 5.0)])
+def test_refusal_cache_setting_reaches_the_refresh_policy(
+    tmp_path: Path, keys: Keys, configured: dict[str, float], expected: float
+) -> None:
+    signing = SigningMaterial(private_key=keys.client.private_key, kid="kid")
+    config = maskinporten_config(proxy_settings(tmp_path, **configured), signing)
+    assert config.refresh.refusal_cache_seconds == expected
+
+
+def test_a_negative_refusal_cache_setting_is_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="refusal_cache_seconds"):
+        proxy_settings(tmp_path, refusal_cache_seconds=-1)
