@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +82,24 @@ async def run_world(
             yield World(fakes, settings, app, f"http://127.0.0.1:{port}", workdir)
         finally:
             await runner.cleanup()
+
+
+def broker_mappings(workdir: Path) -> Path:
+    """A mapping directory holding only the broker family (the world then serves broker alone)."""
+    mappings = workdir / "mappings"
+    mappings.mkdir()
+    shutil.copy(default_mappings_dir() / "broker.yaml", mappings / "broker.yaml")
+    return mappings
+
+
+def with_broker_routes(**update: Any) -> Callable[[Settings], Settings]:
+    """A settings adjustment that sets ``update`` on every broker routing entry."""
+
+    def adjust(settings: Settings) -> Settings:
+        routes = tuple(route.model_copy(update=update) for route in settings.routing.broker)
+        return settings.model_copy(update={"routing": settings.routing.model_copy(update={"broker": routes})})
+
+    return adjust
 
 
 @pytest.fixture

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from proxy.sandbox.broker_model import FileTransferStatus
-from proxy.sandbox.world import default_mappings_dir
-from tests.e2e.conftest import World, legacy_client
+from tests.e2e.conftest import World, broker_mappings, legacy_client
 
 SENDER = ("demo-eus", "demo-eus-password", "310000019")
 RECIPIENT = ("demo-eus2", "demo-eus2-password", "310000027")
@@ -25,9 +23,7 @@ STREAMED = "/ServiceEngineExternal/BrokerServiceExternalBasicStreamed.svc"
 @pytest.fixture
 def mappings_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Only the broker family: these tests do not depend on other families' mapping files."""
-    directory = tmp_path_factory.mktemp("mappings")
-    shutil.copy(default_mappings_dir() / "broker.yaml", directory / "broker.yaml")
-    return directory
+    return broker_mappings(tmp_path_factory.mktemp("broker"))
 
 
 def _wsdls(reference: os.PathLike[str]) -> tuple[Path, Path]:

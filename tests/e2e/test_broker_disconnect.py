@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import io
 import os
-import shutil
 import uuid
 from pathlib import Path
 
@@ -21,8 +20,7 @@ from proxy.app import SERVICES
 from proxy.sandbox import fixtures
 from proxy.sandbox.broker import FakeBroker
 from proxy.sandbox.broker_model import FileTransferStatus, InitializeRequest, RecipientStatus
-from proxy.sandbox.world import default_mappings_dir
-from tests.e2e.conftest import World
+from tests.e2e.conftest import World, broker_mappings
 
 NS = "http://www.altinn.no/services/ServiceEngine/Broker/2015/06"
 STREAMED = "/ServiceEngineExternal/BrokerServiceExternalBasicStreamed.svc"
@@ -34,9 +32,7 @@ SIZE = 4 * 1024 * 1024
 @pytest.fixture
 def mappings_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Only the broker family."""
-    directory = tmp_path_factory.mktemp("mappings")
-    shutil.copy(default_mappings_dir() / "broker.yaml", directory / "broker.yaml")
-    return directory
+    return broker_mappings(tmp_path_factory.mktemp("broker"))
 
 
 def _initialize(broker: FakeBroker) -> uuid.UUID:

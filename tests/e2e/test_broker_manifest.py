@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import io
 import os
-import shutil
 import zipfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,10 +17,8 @@ from proxy.broker.manifest import MANIFEST_NAMESPACE
 from proxy.sandbox.broker_model import FileTransferStatus
 from proxy.sandbox.world import (
     SandboxKeys,
-    default_mappings_dir,
 )
-from proxy.settings import Settings
-from tests.e2e.conftest import World, run_world
+from tests.e2e.conftest import World, broker_mappings, run_world, with_broker_routes
 from tests.e2e.test_broker import (
     BASIC,
     RECIPIENT,
@@ -39,17 +36,13 @@ async def shim_world(
     tmp_path: Path, altinn3_contract: Any, sandbox_keys: SandboxKeys
 ) -> AsyncIterator[World]:
     """The sandbox world with the demo broker service's routing entry switched to the manifest shim."""
-    mappings = tmp_path / "mappings"
-    mappings.mkdir()
-    shutil.copy(default_mappings_dir() / "broker.yaml", mappings / "broker.yaml")
-
-    def shim(settings: Settings) -> Settings:
-        shimmed = tuple(route.model_copy(update={"manifest_shim": True}) for route in settings.routing.broker)
-        return settings.model_copy(
-            update={"routing": settings.routing.model_copy(update={"broker": shimmed})}
-        )
-
-    async with run_world(tmp_path, altinn3_contract, sandbox_keys, mappings, shim) as running:
+    async with run_world(
+        tmp_path,
+        altinn3_contract,
+        sandbox_keys,
+        broker_mappings(tmp_path),
+        with_broker_routes(manifest_shim=True),
+    ) as running:
         yield running
 
 

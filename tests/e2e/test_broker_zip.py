@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import io
 import os
-import shutil
 import uuid
 import zipfile
 from collections.abc import AsyncIterator, Mapping
@@ -17,9 +16,8 @@ import pytest
 from lxml import etree
 
 from proxy.sandbox.broker_model import FileTransferStatus
-from proxy.sandbox.world import SandboxKeys, default_mappings_dir
-from proxy.settings import Settings
-from tests.e2e.conftest import World, run_world
+from proxy.sandbox.world import SandboxKeys
+from tests.e2e.conftest import World, broker_mappings, run_world, with_broker_routes
 from tests.e2e.test_broker import (
     BASIC,
     RECIPIENT,
@@ -59,15 +57,9 @@ async def zip_world(
     tmp_path: Path, observer: RecordingObserver, sandbox_keys: SandboxKeys
 ) -> AsyncIterator[World]:
     """The sandbox world with the demo broker service (4712/1) requiring ZIP uploads."""
-    mappings = tmp_path / "mappings"
-    mappings.mkdir()
-    shutil.copy(default_mappings_dir() / "broker.yaml", mappings / "broker.yaml")
-
-    def require_zip(settings: Settings) -> Settings:
-        routes = tuple(route.model_copy(update={"require_zip": True}) for route in settings.routing.broker)
-        return settings.model_copy(update={"routing": settings.routing.model_copy(update={"broker": routes})})
-
-    async with run_world(tmp_path, observer, sandbox_keys, mappings, require_zip) as running:
+    async with run_world(
+        tmp_path, observer, sandbox_keys, broker_mappings(tmp_path), with_broker_routes(require_zip=True)
+    ) as running:
         yield running
 
 

@@ -6,69 +6,32 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from aiohttp import FormData
-
 from proxy.sandbox.correspondence_model import Status
 from proxy.sandbox.correspondence_validation import form_to_request
 from tests.sandbox.test_correspondence_harness import (
     OTHER_ORG,
     OTHER_RESOURCE,
     RECIPIENT_ORG,
+    RECIPIENT_URN,
     RESOURCE,
     Platform,
     correspondence_request,
+    iso,
     platform,
     signing_keys,
+    upload_form,
 )
 
 __all__ = ["platform", "signing_keys"]  # fixtures used by the tests below
 
 BASE = "/correspondence/api/v1"
-RECIPIENT_URN = f"urn:altinn:organization:identifier-no:{RECIPIENT_ORG}"
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
-
-
-def _upload_form(platform: Platform, files: dict[str, bytes], **fields: str) -> FormData:
-    due = datetime.fromtimestamp(platform.clock(), UTC) + timedelta(days=14)
-    form = FormData()
-    values = {
-        "Correspondence.ResourceId": RESOURCE,
-        "Correspondence.SendersReference": "shipment-42",
-        "Correspondence.MessageSender": "Testdepartementet",
-        "Correspondence.Content.Language": "nb",
-        "Correspondence.Content.MessageTitle": "Vedtak",
-        "Correspondence.Content.MessageSummary": "Oppsummering",
-        "Correspondence.Content.MessageBody": "Se vedlegg.",
-        "Correspondence.DueDateTime": _iso(due),
-        "Correspondence.IsConfirmationNeeded": "true",
-        "Correspondence.Notification.NotificationTemplate": "GenericAltinnMessage",
-        "Correspondence.Notification.NotificationChannel": "Email",
-        "Correspondence.ReplyOptions[0].LinkURL": "https://example.no/svar",
-        "Correspondence.ReplyOptions[0].LinkText": "Svar",
-        "Recipients": RECIPIENT_URN,
-        **fields,
-    }
-    for name, value in values.items():
-        form.add_field(name, value)
-    for index, name in enumerate(files):
-        form.add_field(f"Correspondence.Content.Attachments[{index}].FileName", name)
-        form.add_field(f"Correspondence.Content.Attachments[{index}].SendersReference", f"att-{index}")
-        form.add_field(
-            f"Correspondence.Content.Attachments[{index}].DataLocationType", "NewCorrespondenceAttachment"
-        )
-    for name, data in files.items():
-        form.add_field("attachments", data, filename=name, content_type="application/octet-stream")
-    return form
 
 
 async def test_full_flow_send_list_read_download_confirm(platform: Platform) -> None:
     files = {"vedtak.pdf": b"%PDF-1.7 vedtak", "vilkar.txt": b"vilkaar for tilskudd"}
     sender = platform.service_owner_token()
     status, sent, _ = await platform.call(
-        "POST", f"{BASE}/correspondence/upload", sender, data=_upload_form(platform, files)
+        "POST", f"{BASE}/correspondence/upload", sender, data=upload_form(platform, files)
     )
     assert status == 200, sent
     [created] = sent["correspondences"]
@@ -238,7 +201,7 @@ async def test_business_rules_answer_altinn_error_codes(platform: Platform) -> N
             1023,
         ),
         (correspondence_request(isConfirmationNeeded=True), 1016),
-        (correspondence_request(dueDateTime=_iso(now - timedelta(days=1))), 1008),
+        (correspondence_request(dueDateTime=iso(now - timedelta(days=1))), 1008),
         (
             correspondence_request(replyOptions=[{"linkURL": "http://insecure.example", "linkText": "x"}]),
             1035,
@@ -353,7 +316,7 @@ async def test_future_publish_time_hides_the_correspondence_until_the_clock_pass
     platform: Platform,
 ) -> None:
     publish_at = datetime.fromtimestamp(platform.clock(), UTC) + timedelta(hours=1)
-    correspondence_id = await _send(platform, requestedPublishTime=_iso(publish_at))
+    correspondence_id = await _send(platform, requestedPublishTime=iso(publish_at))
     reader = platform.system_user_token()
     status, problem, _ = await platform.call("GET", f"{BASE}/correspondence/{correspondence_id}", reader)
     assert (status, problem["errorCode"]) == (404, 1001)
@@ -372,7 +335,7 @@ async def test_sender_may_purge_only_before_publishing(platform: Platform) -> No
     token = platform.service_owner_token()
     status, problem, _ = await platform.call("DELETE", f"{BASE}/correspondence/{published}/purge", token)
     assert (status, problem["errorCode"]) == (400, 1013)
-    later = _iso(datetime.fromtimestamp(platform.clock(), UTC) + timedelta(days=1))
+    later = iso(datetime.fromtimestamp(platform.clock(), UTC) + timedelta(days=1))
     pending = await _send(platform, senders_reference="ref-2", requestedPublishTime=later)
     status, purged, _ = await platform.call("DELETE", f"{BASE}/correspondence/{pending}/purge", token)
     assert (status, purged) == (200, pending)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -29,6 +30,7 @@ OTHER_RESOURCE = "skd-some-correspondence-1"
 SERVICE_OWNER_ORG = "310000035"
 OTHER_OWNER_ORG = "974761076"
 RECIPIENT_ORG = "310000019"
+RECIPIENT_URN = f"urn:altinn:organization:identifier-no:{RECIPIENT_ORG}"
 OTHER_ORG = "310000027"
 VENDOR_ORG = "314000000"
 SENDER_SCOPES = "altinn:serviceowner altinn:correspondence.write"
@@ -183,3 +185,41 @@ def correspondence_request(
     }
     correspondence.update(overrides)
     return {"correspondence": correspondence, "recipients": list(recipients)}
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def upload_form(platform: Platform, files: dict[str, bytes], **fields: str) -> FormData:
+    """A ``/correspondence/upload`` form that needs confirmation and carries ``files``; ``fields`` override."""
+    due = datetime.fromtimestamp(platform.clock(), UTC) + timedelta(days=14)
+    form = FormData()
+    values = {
+        "Correspondence.ResourceId": RESOURCE,
+        "Correspondence.SendersReference": "shipment-42",
+        "Correspondence.MessageSender": "Testdepartementet",
+        "Correspondence.Content.Language": "nb",
+        "Correspondence.Content.MessageTitle": "Vedtak",
+        "Correspondence.Content.MessageSummary": "Oppsummering",
+        "Correspondence.Content.MessageBody": "Se vedlegg.",
+        "Correspondence.DueDateTime": iso(due),
+        "Correspondence.IsConfirmationNeeded": "true",
+        "Correspondence.Notification.NotificationTemplate": "GenericAltinnMessage",
+        "Correspondence.Notification.NotificationChannel": "Email",
+        "Correspondence.ReplyOptions[0].LinkURL": "https://example.no/svar",
+        "Correspondence.ReplyOptions[0].LinkText": "Svar",
+        "Recipients": RECIPIENT_URN,
+        **fields,
+    }
+    for name, value in values.items():
+        form.add_field(name, value)
+    for index, name in enumerate(files):
+        form.add_field(f"Correspondence.Content.Attachments[{index}].FileName", name)
+        form.add_field(f"Correspondence.Content.Attachments[{index}].SendersReference", f"att-{index}")
+        form.add_field(
+            f"Correspondence.Content.Attachments[{index}].DataLocationType", "NewCorrespondenceAttachment"
+        )
+    for name, data in files.items():
+        form.add_field("attachments", data, filename=name, content_type="application/octet-stream")
+    return form

@@ -5,23 +5,21 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
-from aiohttp import FormData
-
 from proxy.sandbox.correspondence_model import Status
 from tests.sandbox.test_correspondence_harness import (
     OTHER_ORG,
-    RECIPIENT_ORG,
+    RECIPIENT_URN,
     RESOURCE,
     Platform,
     correspondence_request,
     platform,
     signing_keys,
+    upload_form,
 )
 
 __all__ = ["platform", "signing_keys"]  # fixtures used by the tests below
 
 DIALOGS = "/dialogporten/api/v1/enduser/dialogs"
-RECIPIENT_URN = f"urn:altinn:organization:identifier-no:{RECIPIENT_ORG}"
 OTHER_URN = f"urn:altinn:organization:identifier-no:{OTHER_ORG}"
 
 
@@ -154,42 +152,13 @@ async def test_confirming_the_correspondence_completes_the_dialog(platform: Plat
     assert (dialog["status"], dialog["latestActivity"]["type"]) == ("Completed", "CorrespondenceConfirmed")
 
 
-def _form_with_attachments(files: dict[str, bytes], due: datetime) -> FormData:
-    """A ``/correspondence/upload`` form that needs confirmation and carries ``files``."""
-    form = FormData()
-    for name, value in {
-        "Correspondence.ResourceId": RESOURCE,
-        "Correspondence.SendersReference": "with-files",
-        "Correspondence.MessageSender": "Testdepartementet",
-        "Correspondence.Content.Language": "nb",
-        "Correspondence.Content.MessageTitle": "Vedtak",
-        "Correspondence.Content.MessageSummary": "Oppsummering",
-        "Correspondence.Content.MessageBody": "Se vedlegg.",
-        "Correspondence.IsConfirmationNeeded": "true",
-        "Correspondence.DueDateTime": due.isoformat(),
-        "Recipients": RECIPIENT_URN,
-    }.items():
-        form.add_field(name, value)
-    for index, name in enumerate(files):
-        form.add_field(f"Correspondence.Content.Attachments[{index}].FileName", name)
-        form.add_field(f"Correspondence.Content.Attachments[{index}].SendersReference", f"att-{index}")
-        form.add_field(
-            f"Correspondence.Content.Attachments[{index}].DataLocationType", "NewCorrespondenceAttachment"
-        )
-    for name, data in files.items():
-        form.add_field("attachments", data, filename=name, content_type="application/octet-stream")
-    return form
-
-
 async def test_a_dialog_points_into_the_correspondence_api_without_fetching_it(platform: Platform) -> None:
     files = {"vedtak.pdf": b"%PDF-1.7 vedtak", "vilkar.txt": b"vilkaar"}
     status, sent, _ = await platform.call(
         "POST",
         "/correspondence/api/v1/correspondence/upload",
         platform.service_owner_token(),
-        data=_form_with_attachments(
-            files, datetime.fromtimestamp(platform.clock(), UTC) + timedelta(days=14)
-        ),
+        data=upload_form(platform, files, **{"Correspondence.SendersReference": "with-files"}),
     )
     assert status == 200, sent
     correspondence_id = sent["correspondences"][0]["correspondenceId"]
