@@ -1,7 +1,8 @@
 """Suite-wide guards and shared fixtures.
 
-* Every asyncio test runs on a loop in debug mode with ``slow_callback_duration`` set, and a test
-  fails when any callback held the loop longer than that: no test may block the event loop.
+* Every asyncio test runs on a debug loop, and a test fails when any callback held the loop longer
+  than ``SLOW_CALLBACK_SECONDS``, not counting time the loop thread waited for a CPU
+  (``tests/loopguard.py``): no test may block the event loop, and a busy machine fails none.
 * ``altinn3_contract`` judges every request a fake Altinn 3 API receives by Altinn's published
   OpenAPI specifications (skipped with a reason where ``../shared`` is absent).
 * ``postgres_dsn`` points at the PostgreSQL server of this machine; under ``CI=true`` its absence is
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import logging
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -20,48 +20,29 @@ from typing import Any
 
 import pytest
 
+from tests import loopguard
 from tests.contract import REFERENCE, ContractObserver, load_contract_module
 
 SLOW_CALLBACK_SECONDS = float(os.environ.get("ALTINN_PROXY_TEST_SLOW_CALLBACK", "0.5"))
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
-class _SlowCallbackRecorder(logging.Handler):
-    """Collects asyncio's 'Executing <handle> took N seconds' warnings."""
-
-    def __init__(self) -> None:
-        super().__init__(level=logging.WARNING)
-        self.records: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        message = record.getMessage()
-        if message.startswith("Executing ") and " took " in message:
-            self.records.append(message)
-
-
-_slow_callbacks = _SlowCallbackRecorder()
-logging.getLogger("asyncio").addHandler(_slow_callbacks)
-
-
-def _debug_loop() -> asyncio.AbstractEventLoop:
-    loop = asyncio.new_event_loop()
-    loop.set_debug(True)
-    loop.slow_callback_duration = SLOW_CALLBACK_SECONDS
-    return loop
+loopguard.install()
+_blocking = loopguard.BlockingGuard(limit_seconds=SLOW_CALLBACK_SECONDS)
 
 
 def pytest_asyncio_loop_factories(
     config: pytest.Config, item: pytest.Item
 ) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
-    """Run every asyncio test on a debug loop that reports slow callbacks."""
-    return {"loop": _debug_loop}
+    """Run every asyncio test on a debug loop whose callbacks the blocking guard judges."""
+    return {"loop": functools.partial(loopguard.guarded_loop, _blocking)}
 
 
 @pytest.fixture(autouse=True)
 def _no_blocked_event_loop() -> Iterator[None]:
-    before = len(_slow_callbacks.records)
+    before = len(_blocking.records)
     yield
-    blocked = _slow_callbacks.records[before:]
+    blocked = _blocking.records[before:]
     if blocked:
         pytest.fail("the event loop was blocked:\n" + "\n".join(blocked[:5]), pytrace=False)
 

@@ -3,20 +3,85 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
+import threading
 import time
 
 import pytest
 
-from tests.conftest import SLOW_CALLBACK_SECONDS, _slow_callbacks
+from tests import loopguard
+from tests.conftest import SLOW_CALLBACK_SECONDS, _blocking
 
 
-async def test_blocking_call_is_recorded() -> None:
-    before = len(_slow_callbacks.records)
+def _new_records(before: int) -> list[str]:
+    records = _blocking.records[before:]
+    del _blocking.records[before:]  # the guard itself must not fail the test that proves it
+    return records
+
+
+async def test_a_sleeping_callback_is_caught() -> None:
+    before = len(_blocking.records)
     time.sleep(SLOW_CALLBACK_SECONDS + 0.1)  # noqa: ASYNC251  (blocks the loop on purpose)
     await asyncio.sleep(0)
-    blocked = _slow_callbacks.records[before:]
-    assert blocked, "a callback that blocks the loop must be reported"
-    del _slow_callbacks.records[before:]  # the guard itself must not fail this test
+    assert _new_records(before), "a callback that sleeps on the loop thread must be reported"
+
+
+async def test_a_cpu_bound_callback_is_caught() -> None:
+    before = len(_blocking.records)
+    deadline = time.thread_time() + SLOW_CALLBACK_SECONDS + 0.1
+    while time.thread_time() < deadline:  # burns the loop thread's own CPU on purpose
+        pass
+    await asyncio.sleep(0)
+    assert _new_records(before), "a callback that burns CPU on the loop thread must be reported"
+
+
+@pytest.mark.skipif(loopguard._open_schedstat() is None, reason="this kernel keeps no per-thread schedstat")
+def test_starvation_is_not_blocking() -> None:
+    """A callback that only waited for a CPU (other processes took both cores) is not reported.
+
+    Starvation is produced for real: the loop thread is pinned to one core with the lowest priority
+    while a busy process at normal priority is pinned to the same core.
+    """
+    guard = loopguard.BlockingGuard(limit_seconds=0.2)
+    core = min(os.sched_getaffinity(0))
+    walls: list[float] = []
+
+    def starved_loop() -> None:
+        # Its own thread, so the lowered priority and the pinning end with it.
+        os.sched_setaffinity(0, {core})
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        loop = loopguard.guarded_loop(guard)
+
+        def light_work() -> None:
+            # About 50 ms of CPU, stretched to far more wall time by the competing process.
+            deadline = time.thread_time() + 0.05
+            while time.thread_time() < deadline:
+                pass
+
+        try:
+            loop.call_soon(light_work)
+            loop.call_soon(loop.stop)
+            started = time.perf_counter()
+            loop.run_forever()
+            walls.append(time.perf_counter() - started)
+        finally:
+            loop.close()
+
+    burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        os.sched_setaffinity(burner.pid, {core})
+        thread = threading.Thread(target=starved_loop)
+        thread.start()
+        thread.join()
+    finally:
+        burner.kill()
+        burner.wait()
+    wall = walls[0]
+    if wall < 0.2:
+        pytest.skip(f"the competing process did not starve the loop ({wall:.3f} s wall)")
+    assert guard.records == [], "waiting for a CPU is starvation, not blocking"
 
 
 @pytest.mark.postgres
