@@ -11,11 +11,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import structlog
+
 from proxy import __version__
 from proxy.errors import ConfigurationError, ProxyError
 from proxy.identity.cli import add_cli_commands as add_credentials_commands
 from proxy.observability.logging import configure_logging
-from proxy.settings import Settings, load_settings
+from proxy.settings import MAX_WORKERS, Settings, load_settings
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -68,13 +70,34 @@ def cmd_store(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Serve the proxy with the given settings until SIGTERM/SIGINT."""
-    from proxy.app import create_app
-    from proxy.web.health import Readiness
-    from proxy.web.server import ListenConfig, serve, tls_context
-
+    """Serve the proxy with the given settings until SIGTERM/SIGINT (``--workers N``: N processes)."""
     settings = _settings(args)
     configure_logging(settings.logging.format, settings.logging.level)
+    workers = args.workers if args.workers is not None else settings.listen.workers
+    if args.worker_fd is None and workers > 1:
+        return _supervise(args, settings, workers)
+    _serve_one(args, settings)
+    return 0
+
+
+def _serve_one(args: argparse.Namespace, settings: Settings) -> None:
+    """One serving process: the whole proxy, or one worker of ``serve --workers N``."""
+    import socket
+
+    from proxy.app import create_app
+    from proxy.web.health import Readiness
+    from proxy.web.server import ListenConfig, WorkerListen, serve, tls_context
+    from proxy.web.workers import die_with_supervisor
+
+    worker = None
+    if args.worker_fd is not None:
+        die_with_supervisor(args.supervisor_pid)
+        worker = WorkerListen(
+            index=args.worker_index,
+            listener=socket.socket(fileno=args.worker_fd),
+            metrics_socket=Path(args.worker_metrics_socket),
+        )
+        structlog.contextvars.bind_contextvars(worker=args.worker_index)
     tls = settings.listen.tls
     ssl_context = (
         tls_context(
@@ -96,9 +119,29 @@ def cmd_serve(args: argparse.Namespace) -> int:
         drain=settings.timeouts.drain,
         drain_delay=settings.timeouts.drain_delay,
         ssl_context=ssl_context,
+        worker=worker,
     )
     asyncio.run(serve(app, readiness, listen))
-    return 0
+
+
+def _supervise(args: argparse.Namespace, settings: Settings, workers: int) -> int:
+    from proxy.web.workers import WorkerSpec, supervise
+
+    if settings.listen.tls is not None:
+        from proxy.web.server import tls_context
+
+        tls = settings.listen.tls  # checked here once, so a bad key is one error, not one per worker
+        tls_context(tls.certificate_file, tls.key_file, client_ca_file=tls.client_ca_file)
+    spec = WorkerSpec(
+        serve_args=["--config", args.config],
+        count=workers,
+        host=settings.listen.host,
+        port=settings.listen.port,
+        metrics_host=settings.listen.metrics_host,
+        metrics_port=settings.listen.metrics_port,
+        drain_budget=settings.timeouts.drain_delay + settings.timeouts.drain,
+    )
+    return asyncio.run(supervise(spec))
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
@@ -110,6 +153,16 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def _worker_count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if not 1 <= count <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {MAX_WORKERS}, not {text!r}")
+    return count
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(prog="altinn-proxy", description=__doc__.splitlines()[0])
@@ -117,6 +170,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="serve the proxy")
     serve.add_argument("--config", required=True, help="settings YAML file")
+    serve.add_argument(
+        "--workers",
+        type=_worker_count,
+        help="worker processes on the one port (default: listen.workers, 1); about one per core",
+    )
+    # Set by the supervisor of ``--workers N`` for each worker it starts; not for operators.
+    for internal in ("--worker-fd", "--worker-index", "--supervisor-pid"):
+        serve.add_argument(internal, type=int, help=argparse.SUPPRESS)
+    serve.add_argument("--worker-metrics-socket", help=argparse.SUPPRESS)
     serve.set_defaults(func=cmd_serve)
 
     check = commands.add_parser("check", help="validate settings and mappings, exit 0 or 1")

@@ -28,6 +28,8 @@ from proxy.errors import ConfigurationError
 from proxy.store.model import MAX_FIRST_LEGACY_ID
 
 ENV_PREFIX = "ALTINN_PROXY_"
+#: The most worker processes ``listen.workers`` / ``serve --workers`` accepts.
+MAX_WORKERS = 64
 
 
 class _Section(BaseModel):
@@ -70,6 +72,9 @@ class Listen(_Section):
     port: Annotated[int, Field(ge=0, le=65535)] = 8080
     metrics_host: str = "127.0.0.1"
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9464
+    #: Worker processes serving the one port (``serve --workers`` overrides it): about one per core.
+    #: With more than one, ``metrics_port`` serves every worker's metrics with a ``worker`` label.
+    workers: Annotated[int, Field(ge=1, le=MAX_WORKERS)] = 1
     #: The URL legacy clients use to reach the proxy (for WSDL addresses); default: from the request.
     external_url: str | None = None
     #: Serve HTTPS (and accept client certificates) instead of plain HTTP.

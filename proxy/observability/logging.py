@@ -64,7 +64,9 @@ def configure_logging(
     structlog.configure(
         processors=[*shared, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
-        logger_factory=structlog.PrintLoggerFactory(stream),
+        # One write per line (message and newline together): the workers of ``serve --workers``
+        # share one stderr, and their lines must not interleave.
+        logger_factory=structlog.WriteLoggerFactory(stream),
         # A module's logger is built once, on its first line, instead of on every line; so this
         # configuration is final for the process (tests that capture logs never call this).
         cache_logger_on_first_use=True,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from aiohttp import web
 from proxy.errors import ConfigurationError
 from proxy.observability.metrics import create_metrics_app
 from proxy.web.health import Readiness
+from proxy.web.workers import announce_ready
 
 log = structlog.get_logger("proxy.server")
 
@@ -42,6 +44,18 @@ class ListenConfig:
     drain_delay: float
     #: HTTPS instead of HTTP for the proxy's own port (the metrics port stays plain HTTP).
     ssl_context: ssl.SSLContext | None = None
+    #: As one of ``serve --workers N``'s workers: the supervisor's listening socket (host and port
+    #: are then ignored) and the Unix socket the supervisor scrapes this worker's metrics from.
+    worker: WorkerListen | None = None
+
+
+@dataclass(frozen=True)
+class WorkerListen:
+    """A worker's sockets (see :mod:`proxy.web.workers`)."""
+
+    index: int
+    listener: socket.socket
+    metrics_socket: Path
 
 
 #: OpenSSL's X509_V_FLAG_NO_CHECK_TIME (not exported by the ssl module): see the module docstring.
@@ -122,18 +136,20 @@ async def serve(
     await runner.setup()
     await metrics_runner.setup()
     try:
-        await web.TCPSite(runner, config.host, config.port, ssl_context=config.ssl_context).start()
-        await web.TCPSite(metrics_runner, config.metrics_host, config.metrics_port).start()
-        port, metrics_port = bound_port(runner), bound_port(metrics_runner)
-        log.info(
-            "listening",
-            host=config.host,
-            port=port,
-            metrics_port=metrics_port,
-            scheme="https" if config.ssl_context is not None else "http",
-        )
-        if on_listening is not None:
-            on_listening(port, metrics_port)
+        scheme = "https" if config.ssl_context is not None else "http"
+        if config.worker is not None:
+            worker = config.worker
+            await web.SockSite(runner, worker.listener, ssl_context=config.ssl_context).start()
+            await web.UnixSite(metrics_runner, str(worker.metrics_socket)).start()
+            log.info("worker.listening", worker=worker.index, scheme=scheme)
+            announce_ready()
+        else:
+            await web.TCPSite(runner, config.host, config.port, ssl_context=config.ssl_context).start()
+            await web.TCPSite(metrics_runner, config.metrics_host, config.metrics_port).start()
+            port, metrics_port = bound_port(runner), bound_port(metrics_runner)
+            log.info("listening", host=config.host, port=port, metrics_port=metrics_port, scheme=scheme)
+            if on_listening is not None:
+                on_listening(port, metrics_port)
         await stop.wait()
         readiness.draining = True
         log.info("draining", drain_delay=0 if interrupted else config.drain_delay, drain=config.drain)
