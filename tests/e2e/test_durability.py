@@ -12,6 +12,9 @@ What must hold after ``kill -9``, on a fresh process over the same store:
 * a submission in flight at the kill is complete or absent, never duplicated: its resend (once the
   dead holder's idempotency lease has run out) answers, and its reference has one correspondence.
 
+Every test runs with one worker process per proxy and with two (``serve --workers 2``, where
+``kill -9`` of the proxy takes its workers with it, as a container runtime would).
+
 Two proxy processes started at once on one fresh PostgreSQL database (so they also race to migrate
 it) and sent every reference at the same moment give each reference one correspondence and one
 ``ReceiptId``, and no two references the same ``ReceiptId``.
@@ -169,11 +172,15 @@ class Deployment:
     fakes: Fakes
     config: Path
     store_url: str
+    #: Worker processes per proxy (``serve --workers``): kill -9 of the proxy kills them all.
+    workers: int = 1
     processes: list[ProxyProcess] = field(default_factory=list)
 
     async def start_proxy(self) -> ProxyProcess:
         """A fresh ``altinn-proxy serve`` on the shared settings (and so the shared store)."""
-        proxy = await start_proxy("serve", "--config", str(self.config), cwd=REPO)
+        proxy = await start_proxy(
+            "serve", "--config", str(self.config), "--workers", str(self.workers), cwd=REPO
+        )
         self.processes.append(proxy)
         return proxy
 
@@ -194,8 +201,17 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return dsn
 
 
+@pytest.fixture(params=[1, 2], ids=["1-worker", "2-workers"])
+def workers(request: pytest.FixtureRequest) -> int:
+    """Worker processes per proxy: every durability guarantee holds across workers too."""
+    count: int = request.param
+    return count
+
+
 @contextlib.asynccontextmanager
-async def deploy(tmp_path: Path, keys: SandboxKeys, observer: Any, url: str) -> AsyncIterator[Deployment]:
+async def deploy(
+    tmp_path: Path, keys: SandboxKeys, observer: Any, url: str, workers: int
+) -> AsyncIterator[Deployment]:
     """Start the fakes and write a settings file whose store is ``url``; kill every proxy after."""
     async with start_fakes(tmp_path, observer=observer, keys=keys) as fakes:
         await asyncio.to_thread(write_sandbox_files, tmp_path, fakes.keys)
@@ -203,7 +219,7 @@ async def deploy(tmp_path: Path, keys: SandboxKeys, observer: Any, url: str) -> 
         document["store"] = {"url": url}
         config = tmp_path / "settings.yaml"
         await asyncio.to_thread(config.write_text, yaml.safe_dump(document, sort_keys=False))
-        deployment = Deployment(fakes, config, url)
+        deployment = Deployment(fakes, config, url, workers)
         try:
             yield deployment
         finally:
@@ -212,19 +228,19 @@ async def deploy(tmp_path: Path, keys: SandboxKeys, observer: Any, url: str) -> 
 
 @pytest.fixture
 async def deployment(
-    tmp_path: Path, sandbox_keys: SandboxKeys, altinn3_contract: Any, store_url: str
+    tmp_path: Path, sandbox_keys: SandboxKeys, altinn3_contract: Any, store_url: str, workers: int
 ) -> AsyncIterator[Deployment]:
     """The fakes, judged by Altinn's contract, and proxies on the parametrized store."""
-    async with deploy(tmp_path, sandbox_keys, altinn3_contract, store_url) as deployed:
+    async with deploy(tmp_path, sandbox_keys, altinn3_contract, store_url, workers) as deployed:
         yield deployed
 
 
 @pytest.fixture
 async def postgres_deployment(
-    tmp_path: Path, sandbox_keys: SandboxKeys, altinn3_contract: Any, postgres_dsn: str
+    tmp_path: Path, sandbox_keys: SandboxKeys, altinn3_contract: Any, postgres_dsn: str, workers: int
 ) -> AsyncIterator[Deployment]:
     """The fakes, judged by Altinn's contract, and proxies on one fresh PostgreSQL database."""
-    async with deploy(tmp_path, sandbox_keys, altinn3_contract, postgres_dsn) as deployed:
+    async with deploy(tmp_path, sandbox_keys, altinn3_contract, postgres_dsn, workers) as deployed:
         yield deployed
 
 
