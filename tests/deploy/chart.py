@@ -16,7 +16,8 @@ TEMPLATES = CHART / "templates"
 PROXY_SOURCE = REPO / "proxy"
 
 #: Labels Prometheus adds to every scraped series (target labels of a ServiceMonitor scrape).
-TARGET_LABELS = frozenset({"namespace", "job", "pod", "instance", "service", "container", "endpoint"})
+#: ``worker`` is added by the pod's own metrics endpoint under ``serve --workers N`` (proxy/web/workers.py).
+TARGET_LABELS = frozenset({"namespace", "job", "pod", "instance", "service", "container", "endpoint", "worker"})
 #: Series that Prometheus itself produces for every target.
 PROMETHEUS_SERIES = {"up": frozenset()}
 
