@@ -17,7 +17,9 @@ PROXY_SOURCE = REPO / "proxy"
 
 #: Labels Prometheus adds to every scraped series (target labels of a ServiceMonitor scrape).
 #: ``worker`` is added by the pod's own metrics endpoint under ``serve --workers N`` (proxy/web/workers.py).
-TARGET_LABELS = frozenset({"namespace", "job", "pod", "instance", "service", "container", "endpoint", "worker"})
+TARGET_LABELS = frozenset(
+    {"namespace", "job", "pod", "instance", "service", "container", "endpoint", "worker"}
+)
 #: Series that Prometheus itself produces for every target.
 PROMETHEUS_SERIES = {"up": frozenset()}
 
