@@ -9,6 +9,15 @@ as the kernel accounts it in ``/proc/thread-self/schedstat`` (second field, nano
 What remains is CPU the callback burned plus time it slept in the kernel (``time.sleep``, a blocking
 socket, a synchronous ``fsync``): both are blocking, both are caught. Starvation is not.
 
+Starvation also reaches the loop thread second-hand, through the GIL: when a worker thread of the same
+process (``asyncio.to_thread`` compiling mappings or parsing a WSDL for zeep) is taken off its CPU
+while it holds the GIL, the loop thread sleeps until that worker gets a CPU back. So the run-queue
+time the process's *other* threads gained during the callback is subtracted too. That can only make
+the guard more lenient while other threads wait for a CPU, never below the loop thread's own CPU
+time: a callback that burns CPU is always caught. The other threads' readings are refreshed at most
+every ``OTHERS_REFRESH_SECONDS`` at a callback's start (reading every thread costs ~30 µs), so a stale
+start reading can only subtract a little more.
+
 Where the kernel offers no schedstat (another OS, a kernel without ``CONFIG_SCHED_INFO``), the guard
 falls back to the thread's CPU time, which still catches CPU-bound blocking but not sleeping.
 """
@@ -16,6 +25,7 @@ falls back to the thread's CPU time, which still catches CPU-bound blocking but 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 import time
@@ -24,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 _SCHEDSTAT = "/proc/thread-self/schedstat"
+OTHERS_REFRESH_SECONDS = 0.02
 
 
 def _open_schedstat() -> int | None:
@@ -37,6 +48,40 @@ def _run_queue_ns(fd: int) -> int:
     return int(os.pread(fd, 64, 0).split()[1])
 
 
+class _OtherThreads:
+    """The run-queue time of every thread of this process, by native thread id (nanoseconds)."""
+
+    def __init__(self) -> None:
+        self._fds: dict[int, int | None] = {}
+        self._read_at = float("-inf")
+        self._last: dict[int, int] = {}
+
+    def read(self, *, now: float, fresh: bool) -> dict[int, int]:
+        """All threads' readings; a reading younger than the refresh period is reused unless ``fresh``."""
+        if fresh or now - self._read_at >= OTHERS_REFRESH_SECONDS:
+            alive = {t.native_id for t in threading.enumerate() if t.native_id is not None}
+            for ident in self._fds.keys() - alive:  # ended threads (their ids may be reused)
+                if (fd := self._fds.pop(ident)) is not None:
+                    os.close(fd)
+            readings: dict[int, int] = {}
+            for ident in alive:
+                if ident not in self._fds:
+                    self._fds[ident] = _open_task_schedstat(ident)
+                fd = self._fds[ident]
+                if fd is not None:
+                    with contextlib.suppress(OSError, IndexError, ValueError):  # it ended meanwhile
+                        readings[ident] = _run_queue_ns(fd)
+            self._last, self._read_at = readings, now
+        return self._last
+
+
+def _open_task_schedstat(ident: int) -> int | None:
+    try:
+        return os.open(f"/proc/self/task/{ident}/schedstat", os.O_RDONLY)
+    except OSError:
+        return None
+
+
 @dataclass
 class BlockingGuard:
     """Records every callback that held its loop longer than ``limit_seconds`` of non-starved time."""
@@ -44,6 +89,7 @@ class BlockingGuard:
     limit_seconds: float
     records: list[str] = field(default_factory=list)
     _fds: dict[int, int | None] = field(default_factory=dict)
+    _others: _OtherThreads = field(default_factory=_OtherThreads)
 
     def _schedstat_fd(self) -> int | None:
         # The file is per thread: /proc/thread-self resolves at open time, so keep one fd per thread.
@@ -56,17 +102,26 @@ class BlockingGuard:
         """Run ``handle`` and record it if it blocked its loop."""
         fd = self._schedstat_fd()
         wall_start = time.perf_counter()
-        # Two readings: run-queue time where the kernel has it, else the thread's CPU time.
-        start = _run_queue_ns(fd) if fd is not None else time.thread_time()
+        cpu_start = time.thread_time()
+        # Run-queue time where the kernel has it; else the thread's CPU time alone is judged.
+        start = _run_queue_ns(fd) if fd is not None else 0
+        others_start = self._others.read(now=wall_start, fresh=False) if fd is not None else {}
         try:
             original(handle)
         finally:
             wall = time.perf_counter() - wall_start
             if wall >= self.limit_seconds:
+                cpu = time.thread_time() - cpu_start
+                held = cpu
                 if fd is not None:
-                    held = wall - (_run_queue_ns(fd) - start) / 1e9
-                else:
-                    held = time.thread_time() - start
+                    own = threading.get_native_id()
+                    others_end = self._others.read(now=time.perf_counter(), fresh=True)
+                    others = sum(
+                        queued - others_start.get(ident, 0)
+                        for ident, queued in others_end.items()
+                        if ident != own
+                    )
+                    held = max(cpu, wall - (_run_queue_ns(fd) - start + max(0, others)) / 1e9)
                 if held >= self.limit_seconds:
                     self.records.append(
                         f"{handle!r} held the loop for {held:.3f} s "

@@ -84,6 +84,63 @@ def test_starvation_is_not_blocking() -> None:
     assert guard.records == [], "waiting for a CPU is starvation, not blocking"
 
 
+@pytest.mark.skipif(loopguard._open_schedstat() is None, reason="this kernel keeps no per-thread schedstat")
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores")
+def test_waiting_for_the_gil_of_a_starved_thread_is_not_blocking() -> None:
+    """A callback that waited for the GIL while a starved worker thread held it is not reported.
+
+    This is how a busy machine reaches the loop thread through ``asyncio.to_thread``: the worker is
+    taken off its CPU while it holds the GIL. Produced for real: a pure-Python worker at the lowest
+    priority shares one core with a busy process, the loop thread has the other core to itself.
+    """
+    guard = loopguard.BlockingGuard(limit_seconds=0.2)
+    worker_core, loop_core = sorted(os.sched_getaffinity(0))[:2]
+    stop = threading.Event()
+    walls: list[float] = []
+
+    def starved_worker() -> None:
+        os.sched_setaffinity(0, {worker_core})
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        while not stop.is_set():  # pure Python: it holds the GIL whenever it runs
+            pass
+
+    def loop_thread() -> None:
+        os.sched_setaffinity(0, {loop_core})
+        loop = loopguard.guarded_loop(guard)
+
+        def light_work() -> None:
+            deadline = time.thread_time() + 0.02
+            while time.thread_time() < deadline:  # needs the GIL back again and again
+                pass
+
+        try:
+            loop.call_soon(light_work)
+            loop.call_soon(loop.stop)
+            started = time.perf_counter()
+            loop.run_forever()
+            walls.append(time.perf_counter() - started)
+        finally:
+            loop.close()
+
+    burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    worker = threading.Thread(target=starved_worker)
+    try:
+        os.sched_setaffinity(burner.pid, {worker_core})
+        worker.start()
+        thread = threading.Thread(target=loop_thread)
+        thread.start()
+        thread.join()
+    finally:
+        stop.set()
+        burner.kill()
+        burner.wait()
+        worker.join()
+    wall = walls[0]
+    if wall < 0.2:
+        pytest.skip(f"the starved worker did not hold up the loop thread ({wall:.3f} s wall)")
+    assert guard.records == [], "waiting for the GIL of a starved thread is starvation, not blocking"
+
+
 @pytest.mark.postgres
 async def test_postgres_fixture_gives_an_empty_database(postgres_dsn: str) -> None:
     import asyncpg
