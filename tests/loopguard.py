@@ -9,14 +9,15 @@ as the kernel accounts it in ``/proc/thread-self/schedstat`` (second field, nano
 What remains is CPU the callback burned plus time it slept in the kernel (``time.sleep``, a blocking
 socket, a synchronous ``fsync``): both are blocking, both are caught. Starvation is not.
 
-Starvation also reaches the loop thread second-hand, through the GIL: when a worker thread of the same
-process (``asyncio.to_thread`` compiling mappings or parsing a WSDL for zeep) is taken off its CPU
-while it holds the GIL, the loop thread sleeps until that worker gets a CPU back. So the run-queue
-time the process's *other* threads gained during the callback is subtracted too. That can only make
-the guard more lenient while other threads wait for a CPU, never below the loop thread's own CPU
-time: a callback that burns CPU is always caught. The other threads' readings are refreshed at most
-every ``OTHERS_REFRESH_SECONDS`` at a callback's start (reading every thread costs ~30 µs), so a stale
-start reading can only subtract a little more.
+Starvation also reaches the loop thread second-hand, through the GIL: while a worker thread of the
+same process (``asyncio.to_thread`` compiling mappings, zeep parsing a WSDL) holds the GIL, running or
+taken off its CPU, the loop thread sleeps. So the time the process's *other* threads were busy
+(running, or runnable and waiting for a CPU) during the callback is subtracted too, never below the
+loop thread's own CPU time: a callback that burns CPU is always caught, one that sleeps is caught
+unless other threads were busy meanwhile. (A callback that blocks on ``thread.join()`` of a busy
+thread therefore escapes; nothing in this code base does that.) The other threads' readings are
+refreshed at most every ``OTHERS_REFRESH_SECONDS`` at a callback's start (reading every thread costs
+~30 µs), so a stale start reading can only subtract a little more.
 
 Where the kernel offers no schedstat (another OS, a kernel without ``CONFIG_SCHED_INFO``), the guard
 falls back to the thread's CPU time, which still catches CPU-bound blocking but not sleeping.
@@ -103,6 +104,7 @@ class BlockingGuard:
         fd = self._schedstat_fd()
         wall_start = time.perf_counter()
         cpu_start = time.thread_time()
+        process_start = time.process_time()  # every thread's CPU, also of threads that end meanwhile
         # Run-queue time where the kernel has it; else the thread's CPU time alone is judged.
         start = _run_queue_ns(fd) if fd is not None else 0
         others_start = self._others.read(now=wall_start, fresh=False) if fd is not None else {}
@@ -116,16 +118,18 @@ class BlockingGuard:
                 if fd is not None:
                     own = threading.get_native_id()
                     others_end = self._others.read(now=time.perf_counter(), fresh=True)
-                    others = sum(
+                    others_queued = sum(
                         queued - others_start.get(ident, 0)
                         for ident, queued in others_end.items()
                         if ident != own
                     )
-                    held = max(cpu, wall - (_run_queue_ns(fd) - start + max(0, others)) / 1e9)
+                    others_cpu = time.process_time() - process_start - cpu
+                    waited = (_run_queue_ns(fd) - start + max(0, others_queued)) / 1e9 + max(0.0, others_cpu)
+                    held = max(cpu, wall - waited)
                 if held >= self.limit_seconds:
                     self.records.append(
-                        f"{handle!r} held the loop for {held:.3f} s "
-                        f"({wall:.3f} s wall, the rest waiting for a CPU)"
+                        f"{handle!r} held the loop for {held:.3f} s ({wall:.3f} s wall, "
+                        f"{cpu:.3f} s of its own CPU; the rest it waited for a CPU or the GIL)"
                     )
 
 

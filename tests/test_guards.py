@@ -141,6 +141,42 @@ def test_waiting_for_the_gil_of_a_starved_thread_is_not_blocking() -> None:
     assert guard.records == [], "waiting for the GIL of a starved thread is starvation, not blocking"
 
 
+@pytest.mark.skipif(loopguard._open_schedstat() is None, reason="this kernel keeps no per-thread schedstat")
+def test_waiting_for_the_gil_of_a_busy_thread_is_not_blocking() -> None:
+    """A callback that waited while another thread held the GIL in one long C call is not reported.
+
+    The thread stays alive afterwards, as ``asyncio.to_thread``'s workers do (the kernel's accounts of
+    an ended thread are gone).
+    """
+    guard = loopguard.BlockingGuard(limit_seconds=0.2)
+    loop = loopguard.guarded_loop(guard)
+    walls: list[float] = []
+    done = threading.Event()
+
+    def long_c_call() -> None:
+        sum(range(40_000_000))  # one C call: it keeps the GIL for its whole run (~0.5 s of CPU)
+        done.wait()
+
+    def light_work() -> None:
+        started = time.perf_counter()
+        threading.Thread(target=long_c_call).start()
+        deadline = time.thread_time() + 0.02
+        while time.thread_time() < deadline:  # needs the GIL back, so waits for the sum
+            pass
+        walls.append(time.perf_counter() - started)
+
+    try:
+        loop.call_soon(light_work)
+        loop.call_soon(loop.stop)
+        loop.run_forever()
+    finally:
+        done.set()
+        loop.close()
+    if walls[0] < 0.2:
+        pytest.skip(f"the other thread did not hold the GIL long enough ({walls[0]:.3f} s wall)")
+    assert guard.records == [], "waiting for the GIL is not blocking"
+
+
 @pytest.mark.postgres
 async def test_postgres_fixture_gives_an_empty_database(postgres_dsn: str) -> None:
     import asyncpg
