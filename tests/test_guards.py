@@ -8,11 +8,32 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
 from tests import loopguard
 from tests.conftest import SLOW_CALLBACK_SECONDS, _blocking
+
+
+def _run_alone(guard: loopguard.BlockingGuard, work: Callable[[], None]) -> float:
+    """Run ``work`` as the one callback of a new guarded loop on this thread; the loop's wall time."""
+    loop = loopguard.guarded_loop(guard)
+    try:
+        loop.call_soon(work)
+        loop.call_soon(loop.stop)
+        started = time.perf_counter()
+        loop.run_forever()
+        return time.perf_counter() - started
+    finally:
+        loop.close()
+
+
+def _burn_cpu(seconds: float) -> None:
+    """Burn ``seconds`` of this thread's CPU in pure Python (which needs the GIL throughout)."""
+    deadline = time.thread_time() + seconds
+    while time.thread_time() < deadline:
+        pass
 
 
 def _new_records(before: int) -> list[str]:
@@ -30,9 +51,7 @@ async def test_a_sleeping_callback_is_caught() -> None:
 
 async def test_a_cpu_bound_callback_is_caught() -> None:
     before = len(_blocking.records)
-    deadline = time.thread_time() + SLOW_CALLBACK_SECONDS + 0.1
-    while time.thread_time() < deadline:  # burns the loop thread's own CPU on purpose
-        pass
+    _burn_cpu(SLOW_CALLBACK_SECONDS + 0.1)  # burns the loop thread's own CPU on purpose
     await asyncio.sleep(0)
     assert _new_records(before), "a callback that burns CPU on the loop thread must be reported"
 
@@ -52,22 +71,8 @@ def test_starvation_is_not_blocking() -> None:
         # Its own thread, so the lowered priority and the pinning end with it.
         os.sched_setaffinity(0, {core})
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
-        loop = loopguard.guarded_loop(guard)
-
-        def light_work() -> None:
-            # About 50 ms of CPU, stretched to far more wall time by the competing process.
-            deadline = time.thread_time() + 0.05
-            while time.thread_time() < deadline:
-                pass
-
-        try:
-            loop.call_soon(light_work)
-            loop.call_soon(loop.stop)
-            started = time.perf_counter()
-            loop.run_forever()
-            walls.append(time.perf_counter() - started)
-        finally:
-            loop.close()
+        # About 50 ms of CPU, stretched to far more wall time by the competing process.
+        walls.append(_run_alone(guard, lambda: _burn_cpu(0.05)))
 
     burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
@@ -106,21 +111,7 @@ def test_waiting_for_the_gil_of_a_starved_thread_is_not_blocking() -> None:
 
     def loop_thread() -> None:
         os.sched_setaffinity(0, {loop_core})
-        loop = loopguard.guarded_loop(guard)
-
-        def light_work() -> None:
-            deadline = time.thread_time() + 0.02
-            while time.thread_time() < deadline:  # needs the GIL back again and again
-                pass
-
-        try:
-            loop.call_soon(light_work)
-            loop.call_soon(loop.stop)
-            started = time.perf_counter()
-            loop.run_forever()
-            walls.append(time.perf_counter() - started)
-        finally:
-            loop.close()
+        walls.append(_run_alone(guard, lambda: _burn_cpu(0.02)))  # needs the GIL back again and again
 
     burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     worker = threading.Thread(target=starved_worker)
@@ -149,8 +140,6 @@ def test_waiting_for_the_gil_of_a_busy_thread_is_not_blocking() -> None:
     an ended thread are gone).
     """
     guard = loopguard.BlockingGuard(limit_seconds=0.2)
-    loop = loopguard.guarded_loop(guard)
-    walls: list[float] = []
     done = threading.Event()
 
     def long_c_call() -> None:
@@ -158,22 +147,15 @@ def test_waiting_for_the_gil_of_a_busy_thread_is_not_blocking() -> None:
         done.wait()
 
     def light_work() -> None:
-        started = time.perf_counter()
         threading.Thread(target=long_c_call).start()
-        deadline = time.thread_time() + 0.02
-        while time.thread_time() < deadline:  # needs the GIL back, so waits for the sum
-            pass
-        walls.append(time.perf_counter() - started)
+        _burn_cpu(0.02)  # needs the GIL back, so waits for the sum
 
     try:
-        loop.call_soon(light_work)
-        loop.call_soon(loop.stop)
-        loop.run_forever()
+        wall = _run_alone(guard, light_work)
     finally:
         done.set()
-        loop.close()
-    if walls[0] < 0.2:
-        pytest.skip(f"the other thread did not hold the GIL long enough ({walls[0]:.3f} s wall)")
+    if wall < 0.2:
+        pytest.skip(f"the other thread did not hold the GIL long enough ({wall:.3f} s wall)")
     assert guard.records == [], "waiting for the GIL is not blocking"
 
 
