@@ -19,6 +19,12 @@ thread therefore escapes; nothing in this code base does that.) The other thread
 refreshed at most every ``OTHERS_REFRESH_SECONDS`` at a callback's start (reading every thread costs
 ~30 µs), so a stale start reading can only subtract a little more.
 
+Garbage collection is the interpreter's, not the callback's: a full collection walks every live
+object of the test process (the parsed OpenAPI specifications alone are millions) inside whichever
+callback happens to allocate. The collector's own time on the loop thread (measured by a ``gc``
+callback) is subtracted as well; a callback that allocates so much that it collects for half a second
+is still caught by its own work around it.
+
 Where the kernel offers no schedstat (another OS, a kernel without ``CONFIG_SCHED_INFO``), the guard
 falls back to the thread's CPU time, which still catches CPU-bound blocking but not sleeping.
 """
@@ -27,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import threading
 import time
@@ -36,6 +43,24 @@ from typing import Any
 
 _SCHEDSTAT = "/proc/thread-self/schedstat"
 OTHERS_REFRESH_SECONDS = 0.02
+
+
+class _CollectorClock:
+    """Thread CPU time each thread spent in the garbage collector, summed (seconds)."""
+
+    def __init__(self) -> None:
+        self.spent: dict[int, float] = {}
+        self._started: dict[int, float] = {}
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        ident = threading.get_ident()
+        if phase == "start":
+            self._started[ident] = time.thread_time()
+        elif (started := self._started.pop(ident, None)) is not None:
+            self.spent[ident] = self.spent.get(ident, 0.0) + time.thread_time() - started
+
+
+_collector = _CollectorClock()
 
 
 def _open_schedstat() -> int | None:
@@ -104,6 +129,7 @@ class BlockingGuard:
         fd = self._schedstat_fd()
         wall_start = time.perf_counter()
         cpu_start = time.thread_time()
+        collecting_start = _collector.spent.get(threading.get_ident(), 0.0)
         process_start = time.process_time()  # every thread's CPU, also of threads that end meanwhile
         # Run-queue time where the kernel has it; else the thread's CPU time alone is judged.
         start = _run_queue_ns(fd) if fd is not None else 0
@@ -113,7 +139,8 @@ class BlockingGuard:
         finally:
             wall = time.perf_counter() - wall_start
             if wall >= self.limit_seconds:
-                cpu = time.thread_time() - cpu_start
+                collecting = _collector.spent.get(threading.get_ident(), 0.0) - collecting_start
+                cpu = time.thread_time() - cpu_start - collecting
                 held = cpu
                 if fd is not None:
                     own = threading.get_native_id()
@@ -125,11 +152,12 @@ class BlockingGuard:
                     )
                     others_cpu = time.process_time() - process_start - cpu
                     waited = (_run_queue_ns(fd) - start + max(0, others_queued)) / 1e9 + max(0.0, others_cpu)
-                    held = max(cpu, wall - waited)
+                    held = max(cpu, wall - waited - collecting)
                 if held >= self.limit_seconds:
                     self.records.append(
                         f"{handle!r} held the loop for {held:.3f} s ({wall:.3f} s wall, "
-                        f"{cpu:.3f} s of its own CPU; the rest it waited for a CPU or the GIL)"
+                        f"{cpu:.3f} s of its own CPU, {collecting:.3f} s collecting garbage; "
+                        "the rest it waited for a CPU or the GIL)"
                     )
 
 
@@ -147,6 +175,8 @@ def _guarded_run(handle: asyncio.Handle) -> None:
 def install() -> None:
     """Route every asyncio callback through the guard of its loop, where that loop has one."""
     asyncio.events.Handle._run = _guarded_run  # type: ignore[method-assign]
+    if _collector not in gc.callbacks:
+        gc.callbacks.append(_collector)
 
 
 def guarded_loop(guard: BlockingGuard) -> asyncio.AbstractEventLoop:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import subprocess
 import sys
@@ -54,6 +55,26 @@ async def test_a_cpu_bound_callback_is_caught() -> None:
     _burn_cpu(SLOW_CALLBACK_SECONDS + 0.1)  # burns the loop thread's own CPU on purpose
     await asyncio.sleep(0)
     assert _new_records(before), "a callback that burns CPU on the loop thread must be reported"
+
+
+def test_garbage_collection_is_not_the_callbacks_blocking() -> None:
+    """A full collection over a large heap inside a callback is not reported; the callback's own work is."""
+    guard = loopguard.BlockingGuard(limit_seconds=0.03)
+    heap = [[] for _ in range(2_000_000)]  # tracked containers, so a full collection walks them all
+    collected: list[float] = []
+
+    def collect() -> None:
+        started = time.thread_time()
+        gc.collect()
+        collected.append(time.thread_time() - started)
+
+    _run_alone(guard, collect)
+    del heap
+    if collected[0] < guard.limit_seconds:
+        pytest.skip(f"the collection took only {collected[0]:.3f} s of CPU")
+    assert guard.records == [], "time in the garbage collector is the interpreter's, not the callback's"
+    _run_alone(guard, lambda: _burn_cpu(guard.limit_seconds + 0.02))
+    assert guard.records, "a callback's own CPU around the collector is still judged"
 
 
 @pytest.mark.skipif(loopguard._open_schedstat() is None, reason="this kernel keeps no per-thread schedstat")
