@@ -149,7 +149,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     from proxy.sandbox.runner import run_sandbox
 
     configure_logging(args.log_format, "info")
-    asyncio.run(run_sandbox(host=args.host, port=args.port))
+    asyncio.run(run_sandbox(host=args.host, port=args.port, scan_seconds=args.scan_seconds))
     return 0
 
 
@@ -189,6 +189,12 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=8080)
     sandbox.add_argument("--log-format", choices=["auto", "json", "console"], default="auto")
+    sandbox.add_argument(
+        "--scan-seconds",
+        type=float,
+        default=2.0,
+        help="how long the fake Altinn 3 malware scan keeps an uploaded attachment unpublished (default 2)",
+    )
     sandbox.set_defaults(func=cmd_sandbox)
 
     explain = commands.add_parser("explain", help="show what the proxy would do with a SOAP request file")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -35,9 +35,12 @@ from proxy.mapping.calls import (
     LoadReceipts,
     PeekStream,
     PlanRequest,
+    Recall,
+    Remember,
     ResolveId,
     ResolveIdAmong,
     SaveReceipt,
+    Wait,
 )
 from proxy.mapping.engine import Plan
 from proxy.mapping.peek import peek
@@ -102,9 +105,22 @@ class StateStore(IdStore, Protocol):
         """The org's receipts carrying ``reference``."""
         ...
 
+    async def remember(self, key: IdempotencyKey, value: str) -> str:
+        """Record ``value`` under ``key`` unless one is recorded; the recorded value."""
+        ...
 
-async def execute(plan: Plan, client: CallSender, store: StateStore) -> LegacyAnswer:
-    """Run ``plan`` to its legacy answer (or its typed error)."""
+    async def recall(self, key: IdempotencyKey) -> str | None:
+        """The value recorded under ``key``, or None."""
+        ...
+
+
+Sleep = Callable[[float], Awaitable[object]]
+
+
+async def execute(
+    plan: Plan, client: CallSender, store: StateStore, sleep: Sleep = asyncio.sleep
+) -> LegacyAnswer:
+    """Run ``plan`` to its legacy answer (or its typed error); ``sleep`` serves its ``Wait`` pauses."""
     value: Any = None
     failure: ProxyError | None = None
     pending = _Pending()
@@ -126,6 +142,9 @@ async def execute(plan: Plan, client: CallSender, store: StateStore) -> LegacyAn
                 pending.held.append(_receipt(request))
                 continue
             await _flush(store, pending)
+            if isinstance(request, Wait):
+                await sleep(request.seconds)
+                continue
             try:
                 value = await _answer(request, client, store, pending)
             except (UpstreamError, TokenError) as error:
@@ -177,6 +196,12 @@ async def _answer(request: PlanRequest, client: CallSender, store: StateStore, p
         return begun.outcome if isinstance(begun.outcome, bytes) else None
     if isinstance(request, LoadReceipts):
         return await _load_receipts(request, store)
+    if isinstance(request, Remember):
+        return await store.remember(
+            IdempotencyKey(request.caller, request.operation, request.key), request.value
+        )
+    if isinstance(request, Recall):
+        return await store.recall(IdempotencyKey(request.caller, request.operation, request.key))
     if isinstance(request, PeekStream):
         return await peek(request.source, request.size)
     raise TypeError(f"unexpected plan request {type(request).__name__}")

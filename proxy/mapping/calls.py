@@ -3,7 +3,8 @@
 The engine *yields* :class:`Altinn3Call`, :class:`CallBatch`, :class:`AllocateId` and
 :class:`ResolveId`; the executor answers with :class:`Altinn3Response`, a tuple of them, an ``int`` or
 a ``str``. The state requests (:class:`BeginIdempotent`, :class:`SaveReceipt`,
-:class:`LoadReceipts`) are answered from the store; each documents its answer, as does
+:class:`LoadReceipts`, :class:`Remember`, :class:`Recall`) are answered from the store; each
+documents its answer, as do :class:`Wait` (a pause between polls) and
 :class:`PeekStream` (a look at a request stream's first bytes).
 A call never carries a token: the executor's client adds it from ``Altinn3Call.token``.
 Byte payloads and streams are kept out of reprs so that a logged call cannot leak a document.
@@ -226,6 +227,39 @@ class LoadReceipts:
 
 
 @dataclass(frozen=True)
+class Remember:
+    """Record ``value`` under ``(caller, operation, key)`` unless one is recorded; answered with the recorded one.
+
+    For what an unfinished submission already created upstream (an uploaded attachment's id): a
+    resend after a crash finds it with :class:`Recall` instead of creating another.
+    """
+
+    caller: str
+    operation: str
+    key: str
+    value: str
+    step: str = ""
+
+
+@dataclass(frozen=True)
+class Recall:
+    """The value :class:`Remember` recorded under ``(caller, operation, key)``; answered with it or None."""
+
+    caller: str
+    operation: str
+    key: str
+    step: str = ""
+
+
+@dataclass(frozen=True)
+class Wait:
+    """Pause the plan before it polls again (the executor sleeps on its injected clock); answered with None."""
+
+    seconds: float
+    step: str = ""
+
+
+@dataclass(frozen=True)
 class PeekStream:
     """Read the first ``size`` bytes of a request stream before anything is sent on.
 
@@ -247,6 +281,9 @@ PlanRequest = (
     | BeginIdempotent
     | SaveReceipt
     | LoadReceipts
+    | Remember
+    | Recall
+    | Wait
     | PeekStream
 )
 """Everything a plan can yield."""

@@ -31,11 +31,13 @@ from proxy.mapping.engine import (
     CompiledIdentity,
     CompiledIdStep,
     CompiledLoadReceipts,
+    CompiledMemo,
     CompiledOperation,
     CompiledOwnerOf,
     CompiledPeek,
     CompiledSaveReceipt,
     CompiledStep,
+    CompiledUntil,
     Evaluate,
     MappingSet,
     OperationRequest,
@@ -267,6 +269,13 @@ def _compile_operation(
         elif step.peek is not None:
             peek_source = _expression(step.peek.source, step_names, (*here, "peek", "source"))
             action = CompiledPeek(peek_source, step.peek.bytes)
+        elif step.remember is not None:
+            action = CompiledMemo(
+                _value(step.remember.key, step_names, (*here, "remember", "key")),
+                _value(step.remember.value, step_names, (*here, "remember", "value")),
+            )
+        elif step.recall is not None:
+            action = CompiledMemo(_value(step.recall.key, step_names, (*here, "recall", "key")))
         else:
             id_spec = step.allocate_id or step.resolve_id
             assert id_spec is not None
@@ -279,8 +288,20 @@ def _compile_operation(
                 if id_spec.owner is None
                 else _value(id_spec.owner, step_names, (*here, key, "owner")),
             )
+        until = None
+        if step.until is not None:
+            polled = Names(
+                step_names.fields, step_names.vars, step_names.results, step_names.extra | {"result"}
+            )
+            until = CompiledUntil(
+                _expression(step.until.condition, polled, (*here, "until", "condition")),
+                step.until.every,
+                step.until.within,
+            )
         steps.append(
-            CompiledStep(step.name, action, when, foreach, step.item, step.concurrency, positions.line(here))
+            CompiledStep(
+                step.name, action, when, foreach, step.item, step.concurrency, positions.line(here), until
+            )
         )
         names = Names(names.fields, names.vars, names.results | {step.name})
 

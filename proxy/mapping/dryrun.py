@@ -18,9 +18,12 @@ from proxy.mapping.calls import (
     LoadReceipts,
     PeekStream,
     PlanRequest,
+    Recall,
+    Remember,
     ResolveId,
     ResolveIdAmong,
     SaveReceipt,
+    Wait,
 )
 from proxy.mapping.engine import Plan
 from proxy.mapping.peek import PeekedStream
@@ -59,8 +62,10 @@ class DryRun:
                 raise NotFound(f"no {request.kind} with id {request.legacy_id}")
             guid = uuid.uuid5(uuid.NAMESPACE_URL, f"{request.kind}/{request.legacy_id}")
             return str(guid), request.owner_orgs[0]
-        if isinstance(request, BeginIdempotent | SaveReceipt):
-            return None  # a dry run is always a first submission, and keeps nothing
+        if isinstance(request, BeginIdempotent | SaveReceipt | Recall | Wait):
+            return None  # a dry run is always a first submission, keeps nothing and never waits
+        if isinstance(request, Remember):
+            return request.value
         if isinstance(request, PeekStream):
             # No stream is read in a dry run: the canned ``text`` of the step stands for its first bytes.
             canned = self.responses.get(request.step)

@@ -49,11 +49,14 @@ from proxy.mapping.calls import (
     MultipartPart,
     PeekStream,
     PlanRequest,
+    Recall,
+    Remember,
     ResolveId,
     ResolveIdAmong,
     ResponseKind,
     SaveReceipt,
     StreamBody,
+    Wait,
 )
 from proxy.mapping.expressions import Value
 from proxy.mapping.fields import CompiledField, read_fields
@@ -251,7 +254,35 @@ class CompiledPeek:
         return None if source is None else PeekStream(cast(AsyncIterable[bytes], source), self.size, step)
 
 
-StepAction = CompiledCall | CompiledIdStep | CompiledSaveReceipt | CompiledLoadReceipts | CompiledPeek
+@dataclass(frozen=True)
+class CompiledMemo:
+    """A ``remember`` (``value`` given) or ``recall`` step."""
+
+    key: Evaluate
+    value: Evaluate | None = None
+
+    def request(
+        self, context: Mapping[str, Any], identity: ActingIdentity, operation: str, step: str
+    ) -> Remember | Recall:
+        """The store request for one context (one item, for ``foreach``)."""
+        key = str(self.key(context))
+        if self.value is None:
+            return Recall(identity.caller_id, operation, key, step)
+        return Remember(identity.caller_id, operation, key, str(self.value(context)), step)
+
+
+@dataclass(frozen=True)
+class CompiledUntil:
+    """``until``: poll a call step every ``every`` seconds while ``condition`` is false, ``within`` at most."""
+
+    condition: Evaluate
+    every: float
+    within: float
+
+
+StepAction = (
+    CompiledCall | CompiledIdStep | CompiledSaveReceipt | CompiledLoadReceipts | CompiledPeek | CompiledMemo
+)
 
 
 @dataclass(frozen=True)
@@ -265,6 +296,7 @@ class CompiledStep:
     item: str = "item"
     concurrency: int = 4
     line: int | None = None
+    until: CompiledUntil | None = None
 
 
 @dataclass(frozen=True)
@@ -438,47 +470,106 @@ def _run(
             return LegacyAnswer(operation.legacy.operation, bytes(earlier))
 
     for step in operation.steps:
-        if step.when is not None and not step.when(context):
-            results[step.name] = None
-            continue
-        action = step.action
         try:
-            if isinstance(action, CompiledIdStep | CompiledLoadReceipts) and step.foreach is not None:
-                # Store steps run one item at a time (a store round trip is cheap next to a call).
-                found = []
-                for index, item in enumerate(step.foreach(context) or ()):
-                    scope = {**context, step.item: item, "index": index}
-                    found.append((yield _store_request(action, scope, identity, step.name)))
-                results[step.name] = found
-            elif isinstance(action, CompiledIdStep | CompiledLoadReceipts):
-                results[step.name] = yield _store_request(action, context, identity, step.name)
-            elif isinstance(action, CompiledSaveReceipt):
-                results[step.name] = yield _save_receipt(action, context, identity, clock, step.name)
-            elif isinstance(action, CompiledPeek):
-                peek = action.request(context, step.name)
-                results[step.name] = None if peek is None else (yield peek)
-            elif step.foreach is not None:
-                items = step.foreach(context) or ()
-                calls = tuple(
-                    action.build({**context, step.item: item, "index": index}, token, step.name)
-                    for index, item in enumerate(items)
-                )
-                if not calls:
-                    results[step.name] = []
-                    continue
-                answers = yield CallBatch(calls, step.concurrency, step.name)
-                results[step.name] = [
-                    _result(call, answer) for call, answer in zip(calls, answers, strict=True)
-                ]
-            else:
-                call = action.build(context, token, step.name)
-                results[step.name] = _result(call, (yield call))
+            results[step.name] = yield from _run_step(step, context, identity, token, operation, clock)
         except (UpstreamError, TokenError) as error:
             raise translate_fault(operation.faults, error) from error
 
     xml = operation.answer(context)
     stream = None if operation.answer_stream is None else operation.answer_stream(context)
     return LegacyAnswer(operation.legacy.operation, xml.encode("utf-8"), stream=stream)
+
+
+def _run_step(
+    step: CompiledStep,
+    context: Context,
+    identity: ActingIdentity,
+    token: TokenRequest,
+    operation: CompiledOperation,
+    clock: Clock,
+) -> Generator[PlanRequest, Any, Any]:
+    """One step's result. A ``foreach`` step's ``when`` is judged per item (a skipped item gives None)."""
+    action = step.action
+    if step.foreach is None:
+        if step.when is not None and not step.when(context):
+            return None
+        if isinstance(action, CompiledIdStep | CompiledLoadReceipts):
+            return (yield _store_request(action, context, identity, step.name))
+        if isinstance(action, CompiledMemo):
+            return (yield action.request(context, identity, operation.legacy.operation, step.name))
+        if isinstance(action, CompiledSaveReceipt):
+            return (yield _save_receipt(action, context, identity, clock, step.name))
+        if isinstance(action, CompiledPeek):
+            peek = action.request(context, step.name)
+            return None if peek is None else (yield peek)
+        single = (action.build(context, token, step.name),)
+        return (yield from _call_until(step, single, [context]))[0]
+
+    scopes = [
+        {**context, step.item: item, "index": index} for index, item in enumerate(step.foreach(context) or ())
+    ]
+    chosen = [step.when is None or bool(step.when(scope)) for scope in scopes]
+    found: list[Any] = [None] * len(scopes)
+    if isinstance(action, CompiledCall):
+        wanted = [position for position, keep in enumerate(chosen) if keep]
+        targets = [scopes[position] for position in wanted]
+        calls = tuple(action.build(scope, token, step.name) for scope in targets)
+        for position, value in zip(wanted, (yield from _call_until(step, calls, targets)), strict=True):
+            found[position] = value
+        return found
+    # Store steps run one item at a time (a store round trip is cheap next to a call).
+    for position, scope in enumerate(scopes):
+        if not chosen[position]:
+            continue
+        if isinstance(action, CompiledMemo):
+            found[position] = yield action.request(scope, identity, operation.legacy.operation, step.name)
+        elif isinstance(action, CompiledIdStep | CompiledLoadReceipts):
+            found[position] = yield _store_request(action, scope, identity, step.name)
+        else:  # the schema allows no other foreach action
+            raise TypeError(f"step {step.name!r} cannot run per item")
+    return found
+
+
+def _call_until(
+    step: CompiledStep, calls: tuple[Altinn3Call, ...], scopes: list[Context]
+) -> Generator[PlanRequest, Any, list[Any]]:
+    """The results of ``calls``, each repeated while the step's ``until`` condition is false for it.
+
+    ``scopes[i]`` is the context ``calls[i]`` was built from. A ``foreach`` step's calls go out as one
+    :class:`CallBatch` (also when only one is left to poll), a single step's as the call itself.
+    """
+    if not calls:
+        return []
+    answers = yield calls[0] if len(calls) == 1 and step.foreach is None else _batch(step, calls)
+    results = [_result(call, answer) for call, answer in zip(calls, _as_tuple(answers), strict=True)]
+    until = step.until
+    if until is None:
+        return results
+    waited = 0.0
+    while waited < until.within:
+        pending = [
+            position
+            for position, result in enumerate(results)
+            if not until.condition({**scopes[position], "result": result})
+        ]
+        if not pending:
+            break
+        pause = min(until.every, until.within - waited)
+        yield Wait(pause, step.name)
+        waited += pause
+        again = tuple(calls[position] for position in pending)
+        answers = yield again[0] if len(again) == 1 and step.foreach is None else _batch(step, again)
+        for position, call, answer in zip(pending, again, _as_tuple(answers), strict=True):
+            results[position] = _result(call, answer)
+    return results
+
+
+def _batch(step: CompiledStep, calls: tuple[Altinn3Call, ...]) -> CallBatch:
+    return CallBatch(calls, step.concurrency, step.name)
+
+
+def _as_tuple(answers: Altinn3Response | tuple[Altinn3Response, ...]) -> tuple[Altinn3Response, ...]:
+    return answers if isinstance(answers, tuple) else (answers,)
 
 
 def _store_request(

@@ -28,6 +28,7 @@ from proxy.broker.manifest import shim_download
 from proxy.broker.zipcheck import require_zip
 from proxy.errors import InvalidField
 from proxy.mapping.fastpath import fast_expression, fast_template, with_fallback
+from proxy.mapping.notifications import notification_block
 
 #: Altinn 2 served Norwegian local time; a WCF ``xs:dateTime`` without offset means Oslo time.
 LEGACY_ZONE = ZoneInfo("Europe/Oslo")
@@ -172,6 +173,7 @@ def _environment(*, xml: bool) -> ImmutableSandboxedEnvironment:
         remap_keys=remap_keys,
         to_dict=to_dict,
         uuid5=uuid5,
+        notification_block=notification_block,
         broker_manifest=shim_download,
         broker_require_zip=require_zip,
     )

@@ -198,6 +198,35 @@ class PeekSpec(_Model):
     bytes: int = Field(ge=1, le=65536)
 
 
+class RememberSpec(_Model):
+    """A store call: record a value under a key of this submission (first value wins; see ``recall``)."""
+
+    #: Expression: the key, e.g. ``"{{ fields.reference }} attachment {{ index }}"``; the caller and
+    #: the operation are added, so keys never meet another caller's.
+    key: str = Field(min_length=1)
+    #: Expression: the value to keep (a string).
+    value: str = Field(min_length=1)
+
+
+class RecallSpec(_Model):
+    """A store call: the value a ``remember`` step recorded under the key, or none."""
+
+    key: str = Field(min_length=1)
+
+
+class UntilSpec(_Model):
+    """Poll a call until its answer says it is done (Altinn 3's asynchronous states, e.g. a malware scan).
+
+    The call is repeated every ``every`` seconds while ``condition`` (an expression over ``result``,
+    the answer's JSON) is false, at most until ``within`` seconds have been waited; the step's result
+    is the last answer either way, so the steps after it decide what an unfinished state means.
+    """
+
+    condition: str = Field(min_length=1)
+    every: float = Field(default=0.5, gt=0, le=60)
+    within: float = Field(default=30, gt=0, le=600)
+
+
 class IdempotencySpec(_Model):
     """Resends of the same submission answer what the first one answered, without calling Altinn 3."""
 
@@ -220,6 +249,10 @@ class StepSpec(_Model):
     save_receipt: SaveReceiptSpec | None = None
     load_receipt: LoadReceiptSpec | None = None
     peek: PeekSpec | None = None
+    remember: RememberSpec | None = None
+    recall: RecallSpec | None = None
+    #: For a ``call`` step: repeat it until its answer satisfies a condition (see :class:`UntilSpec`).
+    until: UntilSpec | None = None
 
     @model_validator(mode="after")
     def _one_action(self) -> StepSpec:
@@ -232,14 +265,18 @@ class StepSpec(_Model):
                 self.save_receipt,
                 self.load_receipt,
                 self.peek,
+                self.remember,
+                self.recall,
             )
             if a is not None
         ]
         if len(actions) != 1:
             raise ValueError(
                 "a step has exactly one of 'call', 'allocate_id', 'resolve_id', 'save_receipt', "
-                "'load_receipt', 'peek'"
+                "'load_receipt', 'peek', 'remember', 'recall'"
             )
+        if self.until is not None and (self.call is None or self.call.response != "json"):
+            raise ValueError("'until' polls a 'call' step whose response is JSON")
         if self.foreach is not None and (self.save_receipt is not None or self.peek is not None):
             raise ValueError("'foreach' is not allowed on 'save_receipt' and 'peek' steps")
         if self.foreach is not None and self.call is not None and self.call.response == "stream":

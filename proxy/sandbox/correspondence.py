@@ -11,10 +11,17 @@ It answers like the real service (``altinn-correspondence-v1.json`` and ALTINN3-
 * Access: the caller's organisation is the system user's customer org, else the token's consumer.
   A sender must own the resource (resource registry = ``resources``); a recipient only sees
   published correspondences addressed to its own org. Anyone else gets Altinn's 401 ``4001``.
-* Lifecycle: Initialized -> ReadyForPublish -> Published (at once, or when the injected clock passes
-  ``requestedPublishTime``) -> Fetched (recipient's first overview/details) -> Read (markasread,
-  after Fetched) -> Confirmed (confirm, after Fetched). Publishing creates a Dialogporten dialog when
-  a :class:`FakeDialogporten` is attached, and status changes are mirrored onto it.
+* Attachments publish asynchronously, as Altinn's malware scan makes them: ``POST /attachment``
+  gives ``Initialized``; the upload sets ``UploadProcessing`` and the scan reports ``scan_seconds``
+  later on the injected clock (``Published``, or ``Failed`` for content carrying the EICAR test
+  signature). A correspondence naming an attachment that is not ``Published`` is refused with 1018;
+  one whose own (multipart) attachments are still being scanned stays ``Initialized`` until they are.
+  A second upload is 2005 (checked before 2003, as Altinn does).
+* Lifecycle: Initialized -> ReadyForPublish (all attachments published) -> Published (at once, or
+  when the injected clock passes ``requestedPublishTime``) -> Fetched (recipient's first
+  overview/details) -> Read (markasread, after Fetched) -> Confirmed (confirm, after Fetched).
+  Publishing creates a Dialogporten dialog when a :class:`FakeDialogporten` is attached, and status
+  changes are mirrored onto it. A purge also purges the attachments no other live correspondence uses.
 
 State is in memory and exposed (``correspondences``, ``attachments``) for test assertions.
 """
@@ -34,6 +41,7 @@ from typing import Any
 from aiohttp import BodyPartReader, web
 
 from proxy.sandbox.correspondence_model import (
+    EICAR,
     ORG_URN,
     PURGED,
     Attachment,
@@ -74,6 +82,8 @@ class FakeCorrespondence:
     resources: Mapping[str, CorrespondenceResource]
     dialogs: FakeDialogporten | None = None
     clock: Clock = time.time
+    #: How long the malware scan of an uploaded attachment takes (seconds on ``clock``).
+    scan_seconds: float = 2.0
     correspondences: dict[uuid.UUID, Correspondence] = field(default_factory=dict)
     attachments: dict[uuid.UUID, Attachment] = field(default_factory=dict)
     _idempotency: dict[tuple[str, str], uuid.UUID] = field(default_factory=dict)
@@ -156,8 +166,35 @@ class FakeCorrespondence:
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
+    def scan_due(self) -> None:
+        """Report every malware scan that has finished by now (Altinn's MalwareScanResultHandler)."""
+        now = self.now()
+        for attachment in self.attachments.values():
+            if attachment.status != "UploadProcessing" or attachment.scan_done_at is None:
+                continue
+            if attachment.scan_done_at > now:
+                continue
+            using = [self.correspondences[cid] for cid in attachment.correspondence_ids]
+            if EICAR in (attachment.data or b""):
+                attachment.set_status("Failed", attachment.scan_done_at, "Malware scan failed: Malicious")
+                for correspondence in using:
+                    if correspondence.current_status < Status.Published:
+                        correspondence.add_status(Status.Failed, attachment.scan_done_at)
+                continue
+            attachment.set_status("Published", attachment.scan_done_at)
+            for correspondence in using:
+                self._ready_when_attachments_published(correspondence, attachment.scan_done_at)
+
+    @staticmethod
+    def _ready_when_attachments_published(correspondence: Correspondence, at: datetime) -> None:
+        if correspondence.current_status is Status.Initialized and all(
+            attachment.status == "Published" for attachment in correspondence.attachments
+        ):
+            correspondence.add_status(Status.ReadyForPublish, at)
+
     def publish_due(self) -> None:
-        """Publish every correspondence whose requested publish time the clock has passed."""
+        """Publish every correspondence whose attachments are scanned and whose publish time has come."""
+        self.scan_due()
         now = self.now()
         for correspondence in self.correspondences.values():
             if (
@@ -184,6 +221,7 @@ class FakeCorrespondence:
         """Create one correspondence per recipient; returns ``InitializeCorrespondencesResponseExt``."""
         resource_id = request.correspondence["resourceId"]
         self.owned_resource(caller, resource_id)
+        self.scan_due()
         if (
             request.idempotent_key is not None
             and (caller.party_org, request.idempotent_key) in self._idempotency
@@ -212,8 +250,11 @@ class FakeCorrespondence:
                 notification_order_id=uuid.uuid4() if notification else None,
             )
             correspondence.add_status(Status.Initialized, now)
-            correspondence.add_status(Status.ReadyForPublish, now)
-            if request.requested_publish_time <= now:
+            self._ready_when_attachments_published(correspondence, now)
+            if (
+                correspondence.current_status is Status.ReadyForPublish
+                and request.requested_publish_time <= now
+            ):
                 self._publish(correspondence, now)
             self.correspondences[correspondence.id] = correspondence
             for attachment in attachments:
@@ -326,8 +367,8 @@ class FakeCorrespondence:
             raise CorrespondenceProblem(400, "Checksum mismatch", error_code=2008)
         attachment.checksum = digest
         attachment.data = data
-        attachment.status = "Published"
-        attachment.status_changed = now
+        attachment.set_status("UploadProcessing", now)
+        attachment.scan_done_at = datetime.fromtimestamp(now.timestamp() + self.scan_seconds, UTC)
 
     # -- recipient operations ------------------------------------------------------------------------
 
@@ -387,6 +428,14 @@ class FakeCorrespondence:
             correspondence.add_status(Status.PurgedByAltinn, now)
         else:
             raise no_access(f"organisation {caller.party_org} is neither sender nor recipient")
+        self._purge_unused_attachments(correspondence, now)
+
+    def _purge_unused_attachments(self, correspondence: Correspondence, now: datetime) -> None:
+        for attachment in correspondence.attachments:
+            users = (self.correspondences[cid] for cid in attachment.correspondence_ids)
+            if attachment.status != "Purged" and all(user.current_status in PURGED for user in users):
+                attachment.set_status("Purged", now)
+                attachment.data = None
 
     def list_ids(self, caller: Caller, query: Mapping[str, str]) -> list[str]:
         """``GET /correspondence``: ids of the caller's correspondences for one resource."""
@@ -604,12 +653,12 @@ class _Routes:
         caller = self.fake.authenticate(request)
         self.fake.require_sender_scopes(caller)
         attachment = self._own_attachment(caller, request.match_info["attachmentId"])
+        if attachment.has_been("UploadProcessing"):
+            raise CorrespondenceProblem(400, "File has already been or is being uploaded", error_code=2005)
         if attachment.correspondence_ids:
             raise CorrespondenceProblem(
                 400, "Cannot upload attachment to a correspondence that has been created", error_code=2003
             )
-        if attachment.data is not None:
-            raise CorrespondenceProblem(400, "File has already been or is being uploaded", error_code=2005)
         self.fake.store_attachment_data(attachment, await read_body(request), self.fake.now())
         return _json(attachment.overview())
 
@@ -619,6 +668,7 @@ class _Routes:
         return _json(self._own_attachment(caller, request.match_info["attachmentId"]).overview())
 
     def _own_attachment(self, caller: Caller, raw_id: str) -> Attachment:
+        self.fake.scan_due()
         try:
             attachment = self.fake.attachments.get(uuid.UUID(raw_id))
         except ValueError:
@@ -650,9 +700,12 @@ def install_correspondence(
     resources: Mapping[str, CorrespondenceResource],
     dialogs: FakeDialogporten | None,
     clock: Clock = time.time,
+    scan_seconds: float = 2.0,
 ) -> FakeCorrespondence:
     """Add the Correspondence API routes to ``app`` (served behind the observing middleware)."""
-    fake = FakeCorrespondence(verifier=verifier, resources=resources, dialogs=dialogs, clock=clock)
+    fake = FakeCorrespondence(
+        verifier=verifier, resources=resources, dialogs=dialogs, clock=clock, scan_seconds=scan_seconds
+    )
     routes = _Routes(fake)
     item = f"{BASE}/correspondence/{{correspondenceId}}"
     table: list[tuple[str, str, Handler]] = [

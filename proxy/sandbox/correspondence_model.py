@@ -26,6 +26,8 @@ ORG_URN = "urn:altinn:organization:identifier-no:"
 PERSON_URN = "urn:altinn:person:identifier-no:"
 #: How long the fake says an attachment stays downloadable (informational only).
 ATTACHMENT_LIFETIME = timedelta(days=365)
+#: Content the fake's malware scan finds a threat in: the EICAR anti-virus test signature.
+EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 
 
 class Status(IntEnum):
@@ -158,8 +160,22 @@ class Attachment:
     created: datetime
     status: str = "Initialized"
     status_changed: datetime | None = None
+    status_text: str | None = None
     data: bytes | None = None
     correspondence_ids: list[uuid.UUID] = field(default_factory=list)
+    #: When the asynchronous malware scan of the uploaded bytes reports (None: not uploaded yet).
+    scan_done_at: datetime | None = None
+    #: Every status the attachment has had (Altinn's ``StatusHasBeen`` checks look at all of them).
+    statuses: list[str] = field(default_factory=lambda: ["Initialized"])
+
+    def set_status(self, status: str, at: datetime, text: str | None = None) -> None:
+        """Move to ``status`` (the history keeps every status reached)."""
+        self.status, self.status_changed, self.status_text = status, at, text
+        self.statuses.append(status)
+
+    def has_been(self, status: str) -> bool:
+        """True when the attachment ever had ``status``."""
+        return status in self.statuses
 
     def overview(self) -> dict[str, Any]:
         """``AttachmentOverviewExt``."""
@@ -173,7 +189,7 @@ class Attachment:
             "isEncrypted": self.is_encrypted,
             "checksum": self.checksum,
             "status": self.status,
-            "statusText": self.status,
+            "statusText": self.status_text or self.status,
             "statusChanged": iso(self.status_changed or self.created),
             "correspondenceIds": [str(cid) for cid in self.correspondence_ids],
             "dataType": guess_data_type(self.file_name),
@@ -193,7 +209,7 @@ class Attachment:
             "dataLocationType": "AltinnCorrespondenceAttachment",
             "created": iso(self.created),
             "status": self.status,
-            "statusText": self.status,
+            "statusText": self.status_text or self.status,
             "statusChanged": iso(changed),
             "expirationTime": iso(changed + ATTACHMENT_LIFETIME),
             "dataType": guess_data_type(self.file_name),

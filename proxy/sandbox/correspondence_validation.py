@@ -362,17 +362,23 @@ def _require_texts(notification: Mapping[str, Any], channel: str, *, reminder: b
         raise CorrespondenceProblem(
             400, f"{text} must be provided when sending SMS notifications", error_code=code
         )
-    if channel in {"EmailPreferred", "SmsPreferred", "EmailAndSms"} and not (has_email and has_sms):
+    if channel in {"EmailPreferred", "SmsPreferred"} and not (has_email and has_sms):
         code, text = (
             (3007, "Reminder email body, subject and SMS body")
             if reminder
-            else (
-                3006,
-                "Email body, subject and SMS body",
-            )
+            else (3006, "Email body, subject and SMS body")
         )
         raise CorrespondenceProblem(
             400, f"{text} must be provided when sending preferred notifications", error_code=code
+        )
+    if channel == "EmailAndSms" and not (has_email and has_sms):
+        code, text = (
+            (3025, "Reminder email body, subject and SMS body")
+            if reminder
+            else (3024, "Email body, subject and SMS body")
+        )
+        raise CorrespondenceProblem(
+            400, f"{text} must be provided when sending email and SMS notifications", error_code=code
         )
 
 

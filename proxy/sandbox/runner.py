@@ -39,11 +39,11 @@ def banner(fakes: Fakes, host: str, port: int, metrics_port: int) -> str:
     return "\n".join(lines)
 
 
-async def run_sandbox(host: str = "127.0.0.1", port: int = 8080) -> None:
+async def run_sandbox(host: str = "127.0.0.1", port: int = 8080, scan_seconds: float = 2.0) -> None:
     """Start the fakes and the proxy, print where they listen, serve until SIGTERM/SIGINT."""
     with tempfile.TemporaryDirectory(prefix="altinn-proxy-sandbox-") as folder:
         workdir = Path(folder)
-        async with start_fakes(workdir) as fakes:
+        async with start_fakes(workdir, scan_seconds=scan_seconds) as fakes:
             await asyncio.to_thread(write_sandbox_files, workdir, fakes.keys)
             settings = sandbox_settings(fakes, workdir, host=host, port=port)
             readiness = Readiness()

@@ -37,6 +37,8 @@ LOOPBACK = "127.0.0.1"
 BROKER_PROCESSING_INTERVAL = 0.05
 #: How often the fake Correspondence API publishes correspondences that have become visible.
 CORRESPONDENCE_PUBLISHING_INTERVAL = 0.2
+#: How long the sandbox's malware scan keeps an uploaded correspondence attachment unpublished.
+ATTACHMENT_SCAN_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -83,8 +85,13 @@ async def start_fakes(
     observer: RequestObserver | None = None,
     clock: Clock = time.time,
     keys: SandboxKeys | None = None,
+    scan_seconds: float = ATTACHMENT_SCAN_SECONDS,
 ) -> AsyncIterator[Fakes]:
-    """Start every fake on loopback; ``observer`` sees each request to the platform APIs."""
+    """Start every fake on loopback; ``observer`` sees each request to the platform APIs.
+
+    ``scan_seconds`` is how long the fake Correspondence API's malware scan keeps an uploaded
+    attachment unpublished, as Altinn 3's asynchronous scan does.
+    """
     if keys is None:
         keys = await asyncio.to_thread(SandboxKeys.generate)
     async with contextlib.AsyncExitStack() as stack:
@@ -125,6 +132,7 @@ async def start_fakes(
             },
             dialogs=dialogporten,
             clock=clock,
+            scan_seconds=scan_seconds,
         )
         storage = workdir / "broker-files"
         storage.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,8 @@ Invariants (both backends):
 * Idempotency: exactly one ``begin`` per key sees ``NEW`` while a record exists; the insert of the
   in-flight row is that decision. A holder that died is replaced only after its lease ran out, by a
   compare-and-set on its token so two waiters cannot both take over.
+* Memos: the first value remembered under a key stays (``remember`` returns it to every later
+  writer), so two attempts of one submission agree on what the first created upstream.
 * Every write is committed before the method returns: an acknowledged id, receipt or outcome survives
   ``kill -9`` of the process.
 """
@@ -205,7 +207,24 @@ class Store(abc.ABC):
         receipts are kept.
         """
         moment = as_utc(now) if now is not None else self._now()
-        return await self._purge(moment - self.options.idempotency_retention, moment)
+        cutoff = moment - self.options.idempotency_retention
+        await self._purge_memos(cutoff)
+        return await self._purge(cutoff, moment)
+
+    # -- memos -----------------------------------------------------------------------------------
+
+    async def remember(self, key: IdempotencyKey, value: str) -> str:
+        """Record ``value`` under ``key`` unless a value is recorded already; return the recorded one.
+
+        For what a submission created upstream before it could finish (e.g. an uploaded attachment's
+        id): a resend after a crash finds it with :meth:`recall` and reuses it instead of creating
+        another. Kept as long as idempotency records (``options.idempotency_retention``).
+        """
+        return await self._remember(key.digest, value, self._now())
+
+    async def recall(self, key: IdempotencyKey) -> str | None:
+        """The value :meth:`remember` recorded under ``key``, or None."""
+        return await self._recall(key.digest)
 
     # -- receipts --------------------------------------------------------------------------------
 
@@ -310,6 +329,17 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def _purge(self, cutoff: datetime, now: datetime) -> int: ...
+
+    @abc.abstractmethod
+    async def _remember(self, digest: str, value: str, now: datetime) -> str:
+        """Insert ``value`` unless ``digest`` has one; return the stored value."""
+
+    @abc.abstractmethod
+    async def _recall(self, digest: str) -> str | None: ...
+
+    @abc.abstractmethod
+    async def _purge_memos(self, cutoff: datetime) -> None:
+        """Delete memos created before ``cutoff``."""
 
     @abc.abstractmethod
     async def _save_receipt(self, receipt: Receipt, now: datetime) -> bool:

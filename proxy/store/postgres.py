@@ -85,6 +85,17 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX receipt_references_lookup ON receipt_references (type_name, value)",
         ),
     ),
+    Migration(
+        2,
+        "memos: what an unfinished submission already created upstream",
+        (
+            """CREATE TABLE memos (
+                digest text PRIMARY KEY,
+                value text NOT NULL,
+                created_at timestamptz NOT NULL)""",
+            "CREATE INDEX memos_age ON memos (created_at)",
+        ),
+    ),
 )
 check_sequence(MIGRATIONS)
 
@@ -322,6 +333,29 @@ class PostgresStore(Store):
                 now,
             )
         return int(status.rsplit(" ", 1)[-1])
+
+    # -- memos -----------------------------------------------------------------------------------
+
+    async def _remember(self, digest: str, value: str, now: datetime) -> str:
+        async with self._connection() as connection:
+            stored = await connection.fetchval(
+                "WITH inserted AS (INSERT INTO memos (digest, value, created_at) VALUES ($1, $2, $3) "
+                "ON CONFLICT (digest) DO NOTHING RETURNING value) "
+                "SELECT value FROM inserted UNION ALL SELECT value FROM memos WHERE digest = $1 LIMIT 1",
+                digest,
+                value,
+                now,
+            )
+        return str(stored)
+
+    async def _recall(self, digest: str) -> str | None:
+        async with self._connection() as connection:
+            value = await connection.fetchval("SELECT value FROM memos WHERE digest = $1", digest)
+        return None if value is None else str(value)
+
+    async def _purge_memos(self, cutoff: datetime) -> None:
+        async with self._connection() as connection:
+            await connection.execute("DELETE FROM memos WHERE created_at < $1", cutoff)
 
     # -- receipts --------------------------------------------------------------------------------
 

@@ -95,6 +95,17 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX receipt_references_lookup ON receipt_references (type_name, value)",
         ),
     ),
+    Migration(
+        2,
+        "memos: what an unfinished submission already created upstream",
+        (
+            """CREATE TABLE memos (
+                digest TEXT PRIMARY KEY,
+                value TEXT NOT NULL,
+                created_at TEXT NOT NULL)""",
+            "CREATE INDEX memos_age ON memos (created_at)",
+        ),
+    ),
 )
 check_sequence(MIGRATIONS)
 
@@ -457,6 +468,31 @@ class SqliteStore(Store):
             return cursor.rowcount
 
         return await self._worker.run(work, write=True)
+
+    # -- memos -----------------------------------------------------------------------------------
+
+    async def _remember(self, digest: str, value: str, now: datetime) -> str:
+        def work(db: sqlite3.Connection) -> str:
+            db.execute(
+                "INSERT INTO memos (digest, value, created_at) VALUES (?, ?, ?) ON CONFLICT (digest) DO NOTHING",
+                (digest, value, encode_timestamp(now)),
+            )
+            return str(db.execute("SELECT value FROM memos WHERE digest = ?", (digest,)).fetchone()[0])
+
+        return await self._worker.run(work, write=True)
+
+    async def _recall(self, digest: str) -> str | None:
+        def work(db: sqlite3.Connection) -> str | None:
+            row = db.execute("SELECT value FROM memos WHERE digest = ?", (digest,)).fetchone()
+            return None if row is None else str(row[0])
+
+        return await self._worker.run(work, write=False)
+
+    async def _purge_memos(self, cutoff: datetime) -> None:
+        await self._worker.run(
+            lambda db: db.execute("DELETE FROM memos WHERE created_at < ?", (encode_timestamp(cutoff),)),
+            write=True,
+        )
 
     # -- receipts --------------------------------------------------------------------------------
 

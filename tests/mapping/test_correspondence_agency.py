@@ -35,7 +35,10 @@ from proxy.mapping.calls import (
     CallBatch,
     JsonBody,
     PlanRequest,
+    Recall,
+    Remember,
     SaveReceipt,
+    Wait,
 )
 from proxy.mapping.dryrun import drive
 from proxy.mapping.expressions import uuid5
@@ -153,15 +156,43 @@ def _answers(request: PlanRequest) -> Any:
     if isinstance(request, AllocateId):
         assert (request.kind, request.guid, request.owner_org) == ("receipt", CORRESPONDENCE_ID, "991825827")
         return 7001
+    if isinstance(request, Recall):
+        return None
+    if isinstance(request, Remember):
+        return request.value
     if isinstance(request, CallBatch):
-        if request.step == "init_attachments":
+        if request.step == "new_attachments":
             return tuple(
                 Altinn3Response(200, json=str(uuid.UUID(int=index + 1)))
                 for index in range(len(request.calls))
             )
-        return tuple(Altinn3Response(200, json={"status": "UploadProcessing"}) for _ in request.calls)
+        return tuple(Altinn3Response(200, json={"status": "Published"}) for _ in request.calls)
     assert isinstance(request, Altinn3Call)
     return _created()
+
+
+class _Scan:
+    """Answers a plan as Altinn 3 does while the malware scan runs: UploadProcessing for ``polls`` looks."""
+
+    def __init__(self, polls: int, remembered: dict[str, str] | None = None) -> None:
+        self.polls = polls
+        self.remembered = remembered if remembered is not None else {}
+        self.waits: list[float] = []
+
+    def __call__(self, request: PlanRequest) -> Any:
+        if isinstance(request, Recall):
+            return self.remembered.get(request.key)
+        if isinstance(request, Remember):
+            return self.remembered.setdefault(request.key, request.value)
+        if isinstance(request, Wait):
+            self.waits.append(request.seconds)
+            return None
+        if isinstance(request, CallBatch) and request.step in {"published_attachments", "earlier_states"}:
+            if request.step == "published_attachments":
+                self.polls -= 1
+            status = "UploadProcessing" if self.polls >= 0 else "Published"
+            return tuple(Altinn3Response(200, json={"status": status}) for _ in request.calls)
+        return _answers(request)
 
 
 def test_without_attachments_makes_one_json_call_and_returns_the_receipt(
@@ -207,9 +238,14 @@ def test_inline_attachments_are_initialised_and_uploaded_before_the_corresponden
     files = [("a.pdf", b"%PDF-1.4 first"), ("b.txt", b"second")]
     request = OperationRequest(SERVICE, OPERATION, _request(reference, attachments=files), SERVICE_OWNER)
 
-    answer, seen = run(engine.start(request), _answers, altinn3_contract)
+    scan = _Scan(polls=2)
+    answer, seen = run(engine.start(request), scan, altinn3_contract)
 
-    init, upload, create = seen[1], seen[2], seen[3]
+    calls = [r for r in seen if isinstance(r, CallBatch | Altinn3Call)]
+    init, upload, polls, create = calls[0], calls[1], calls[2:-1], calls[-1]
+    assert [r.step for r in seen if isinstance(r, Recall | Remember)] == ["earlier_attachments"] * 2 + [
+        "attachment_ids"
+    ] * 2
     assert isinstance(init, CallBatch)
     assert isinstance(upload, CallBatch)
     assert [c.body.value for c in init.calls] == [  # type: ignore[union-attr]
@@ -228,10 +264,49 @@ def test_inline_attachments_are_initialised_and_uploaded_before_the_corresponden
         f"/correspondence/api/v1/attachment/{uuid.UUID(int=2)}/upload",
     ]
     assert [c.body for c in upload.calls] == [BytesBody(data) for _, data in files]
+    # Polled until the malware scan published both: Altinn 3 refuses unpublished ones (1018).
+    assert len(polls) == 3
+    assert all(isinstance(p, CallBatch) and p.step == "published_attachments" for p in polls)
+    assert scan.waits == [0.5, 0.5]
     assert isinstance(create, Altinn3Call)
     assert create.body.value["existingAttachments"] == [str(uuid.UUID(int=1)), str(uuid.UUID(int=2))]  # type: ignore[union-attr]
-    assert altinn3_contract.checked == 5
+    assert altinn3_contract.checked == 11  # 2 initialised, 2 uploaded, 3 polls of 2, 1 created
     assert canonical(answer.xml) == canonical(EXPECTED_RECEIPT)
+
+
+def test_a_resend_reuses_the_attachments_an_earlier_attempt_created(
+    engine: Engine, reference: Path, altinn3_contract: Any
+) -> None:
+    files = [("a.pdf", b"%PDF-1.4 first"), ("b.txt", b"second")]
+    request = OperationRequest(SERVICE, OPERATION, _request(reference, attachments=files), SERVICE_OWNER)
+    first = _Scan(polls=0)
+    run(engine.start(request), first, altinn3_contract)
+
+    # The first attempt crashed after uploading: the resend finds its attachments, uploads nothing.
+    resend = _Scan(polls=0, remembered=first.remembered)
+    _, seen = run(engine.start(request), resend, altinn3_contract)
+
+    steps = [r.step for r in seen if isinstance(r, CallBatch | Altinn3Call)]
+    assert steps == ["earlier_states", "published_attachments", "create"]
+    created = next(r for r in seen if isinstance(r, Altinn3Call) and r.step == "create")
+    assert created.body.value["existingAttachments"] == [str(uuid.UUID(int=1)), str(uuid.UUID(int=2))]  # type: ignore[union-attr]
+
+
+def test_attachments_still_unpublished_after_the_wait_are_a_retryable_fault(
+    engine: Engine, reference: Path
+) -> None:
+    request = OperationRequest(
+        SERVICE, OPERATION, _request(reference, attachments=[("a.pdf", b"%PDF")]), SERVICE_OWNER
+    )
+    scan = _Scan(polls=1000)
+    plan = engine.start(request)
+    request_ = next(plan)
+    while not (isinstance(request_, Altinn3Call) and request_.step == "create"):
+        request_ = plan.send(scan(request_))
+    assert sum(scan.waits) == 60  # the wait is bounded (until.within), on the executor's clock
+    with pytest.raises(UpstreamUnavailable, match="malware scan") as raised:
+        plan.throw(UpstreamError("Attachment is not published", status=400, error_code="1018"))
+    assert raised.value.error_id == 30010
 
 
 def test_an_unrouted_service_code_is_the_unknown_service_fault(engine: Engine, reference: Path) -> None:

@@ -35,12 +35,16 @@ async def test_full_flow_send_list_read_download_confirm(platform: Platform) -> 
     )
     assert status == 200, sent
     [created] = sent["correspondences"]
-    assert created["status"] == "Published"
+    # Its own attachments are still being scanned: created, not yet published (Altinn's multipart path).
+    assert created["status"] == "Initialized"
     assert created["recipient"] == RECIPIENT_URN
     assert len(sent["attachmentIds"]) == 2
     correspondence_id = created["correspondenceId"]
-
     reader = platform.system_user_token()
+    status, _, _ = await platform.call("GET", f"{BASE}/correspondence/{correspondence_id}", reader)
+    assert status == 404  # a recipient cannot see it before publication
+    platform.clock.now += platform.correspondence.scan_seconds
+
     status, listed, _ = await platform.call(
         "GET", f"{BASE}/correspondence", reader, params={"resourceId": RESOURCE, "role": "Recipient"}
     )
@@ -136,7 +140,23 @@ async def test_attachment_first_then_correspondence_with_existing_attachment(pla
     status, uploaded, _ = await platform.call(
         "POST", f"{BASE}/attachment/{attachment_id}/upload", sender, data=b"%PDF brev"
     )
-    assert (status, uploaded["status"]) == (200, "Published")
+    # Uploaded, but the malware scan has not reported yet: still refused with 1018.
+    assert (status, uploaded["status"]) == (200, "UploadProcessing")
+    status, during, _ = await platform.call(
+        "POST",
+        f"{BASE}/correspondence",
+        sender,
+        json={**correspondence_request(), "existingAttachments": [attachment_id]},
+    )
+    assert (status, during["errorCode"]) == (400, 1018)
+    status, twice, _ = await platform.call(
+        "POST", f"{BASE}/attachment/{attachment_id}/upload", sender, data=b"%PDF brev"
+    )
+    assert (status, twice["errorCode"]) == (400, 2005)  # already uploaded, even while scanning
+
+    platform.clock.now += platform.correspondence.scan_seconds
+    status, scanned, _ = await platform.call("GET", f"{BASE}/attachment/{attachment_id}", sender)
+    assert (status, scanned["status"]) == (200, "Published")
     status, sent, _ = await platform.call(
         "POST",
         f"{BASE}/correspondence",
@@ -148,7 +168,55 @@ async def test_attachment_first_then_correspondence_with_existing_attachment(pla
     status, again, _ = await platform.call(
         "POST", f"{BASE}/attachment/{attachment_id}/upload", sender, data=b"x"
     )
-    assert (status, again["errorCode"]) == (400, 2003)
+    assert (status, again["errorCode"]) == (400, 2005)  # Altinn checks 2005 before 2003
+
+
+async def test_an_attachment_the_scan_finds_malware_in_fails_with_its_correspondence(
+    platform: Platform,
+) -> None:
+    eicar = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
+    sender = platform.service_owner_token()
+    status, sent, _ = await platform.call(
+        "POST", f"{BASE}/correspondence/upload", sender, data=upload_form(platform, {"virus.txt": eicar})
+    )
+    assert status == 200, sent
+    [attachment_id] = sent["attachmentIds"]
+    platform.clock.now += platform.correspondence.scan_seconds
+    status, scanned, _ = await platform.call("GET", f"{BASE}/attachment/{attachment_id}", sender)
+    assert (status, scanned["status"]) == (200, "Failed")
+    assert scanned["statusText"].startswith("Malware scan failed")
+    status, details, _ = await platform.call(
+        "GET", f"{BASE}/correspondence/{sent['correspondences'][0]['correspondenceId']}/details", sender
+    )
+    assert (status, details["status"]) == (200, "Failed")
+    status, refused, _ = await platform.call(
+        "POST",
+        f"{BASE}/correspondence",
+        sender,
+        json={**correspondence_request(), "existingAttachments": [attachment_id]},
+    )
+    assert (status, refused["errorCode"]) == (400, 1018)
+
+
+async def test_a_sender_purge_before_publication_purges_the_attachments_only_it_used(
+    platform: Platform,
+) -> None:
+    sender = platform.service_owner_token()
+    status, sent, _ = await platform.call(
+        "POST", f"{BASE}/correspondence/upload", sender, data=upload_form(platform, {"a.txt": b"a"})
+    )
+    assert status == 200, sent
+    correspondence_id = sent["correspondences"][0]["correspondenceId"]
+    status, _, _ = await platform.call("DELETE", f"{BASE}/correspondence/{correspondence_id}/purge", sender)
+    assert status == 200
+    status, attachment, _ = await platform.call(
+        "GET", f"{BASE}/attachment/{sent['attachmentIds'][0]}", sender
+    )
+    assert (status, attachment["status"]) == (200, "Purged")
+    status, again, _ = await platform.call(
+        "DELETE", f"{BASE}/correspondence/{correspondence_id}/purge", sender
+    )
+    assert (status, again["errorCode"]) == (400, 1014)
 
 
 async def test_missing_or_invalid_token_is_401(platform: Platform) -> None:

@@ -61,6 +61,11 @@ class Platform:
     observer: Any
     judged: int = 0
 
+    def finish_scans(self) -> None:
+        """Let the malware scans of every uploaded attachment report, and publish what is due."""
+        self.clock.now += self.correspondence.scan_seconds
+        self.correspondence.publish_due()
+
     def contract_also_refused(self) -> bool:
         """True when Altinn's published contract refused the requests sent so far; forgets them."""
         refused = bool(self.observer.problems)

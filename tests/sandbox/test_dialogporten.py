@@ -161,6 +161,7 @@ async def test_a_dialog_points_into_the_correspondence_api_without_fetching_it(p
         data=upload_form(platform, files, **{"Correspondence.SendersReference": "with-files"}),
     )
     assert status == 200, sent
+    platform.finish_scans()
     correspondence_id = sent["correspondences"][0]["correspondenceId"]
     reader = platform.system_user_token()
     _, page, _ = await platform.call("GET", DIALOGS, reader)
