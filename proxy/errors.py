@@ -46,6 +46,7 @@ for request validation problems; service-specific codes (broker ``402xx``) are p
 
 from __future__ import annotations
 
+import copy
 from typing import ClassVar
 
 
@@ -277,3 +278,42 @@ class ConfigurationError(ProxyError):
     def __init__(self, message: str, *, location: str | None = None) -> None:
         super().__init__(f"{location}: {message}" if location else message)
         self.location = location
+
+
+def upstream_cause(error: BaseException) -> UpstreamError | TokenError | None:
+    """The Altinn 3 or token failure behind ``error`` (itself, or a fault rule's cause), else None."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, UpstreamError | TokenError):
+            return seen
+        seen = seen.__cause__
+    return None
+
+
+def for_legacy_caller(error: ProxyError, cause: UpstreamError | TokenError, request_id: str) -> ProxyError:
+    """``error`` as a legacy caller may see it: no client id, key id, URL or upstream wording.
+
+    Upstream and token messages are written for the operator (they name the Maskinporten client,
+    its key, Altinn's own detail). A legacy caller gets the fault table's message (or a plain one
+    when no rule matched) and, as extended message, only the status and errorCode to quote, with
+    the request id under which the operator's log line holds the rest.
+    """
+    if isinstance(cause, TokenError):
+        said = f"token refused ({cause.code})" if isinstance(cause, TokenRefused) and cause.code else "no token"
+    else:
+        said = f"HTTP {cause.status}" if cause.status is not None else "no answer"
+        if cause.error_code:
+            said += f", errorCode {cause.error_code}"
+    extended = f"Altinn 3: {said}; the proxy's operator has the details under ErrorGuid {request_id}"
+    message = error.message
+    if error is cause:
+        message = (
+            "The proxy could not obtain an Altinn 3 token for this request"
+            if isinstance(cause, TokenError)
+            else f"Altinn 3 refused the request ({said})"
+            if not isinstance(cause, UpstreamUnavailable)
+            else "Altinn 3 is not available right now; retry later"
+        )
+    legacy = copy.copy(error)  # same class: same kind, ErrorID, fault code and HTTP status
+    legacy.args, legacy.message, legacy.extended = (message,), message, extended
+    return legacy

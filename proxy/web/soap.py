@@ -26,6 +26,8 @@ from proxy.errors import (
     RequestTimeout,
     RequestTooLarge,
     UnknownOperation,
+    for_legacy_caller,
+    upstream_cause,
 )
 from proxy.identity.principal import LegacyCredentials, Principal
 from proxy.observability.metrics import bound
@@ -205,6 +207,21 @@ class _SoapEndpoint:
         status: int | None = None,
         kind: str | None = None,
     ) -> web.Response:
+        cause = upstream_cause(error)
+        if cause is not None:
+            # Every upstream refusal: the operator's detail to the log, a redacted fault to the caller.
+            log.warning(
+                "upstream.refused",
+                request_id=request_id,
+                kind=cause.kind,
+                status=getattr(cause, "status", None),
+                error_code=getattr(cause, "error_code", None) or getattr(cause, "code", None),
+                detail=cause.extended,
+                reason=cause.message,
+                service=service.name if service else None,
+                operation=operation.name if operation else None,
+            )
+            error = for_legacy_caller(error, cause, request_id)
         encoded = encode_fault(error, version, request_id, operation=operation)
         SOAP_FAULTS.labels(kind or error.kind).inc()
         SOAP_REQUESTS.labels(
