@@ -299,7 +299,9 @@ def for_legacy_caller(error: ProxyError, cause: UpstreamError | TokenError, requ
     the request id under which the operator's log line holds the rest.
     """
     if isinstance(cause, TokenError):
-        said = f"token refused ({cause.code})" if isinstance(cause, TokenRefused) and cause.code else "no token"
+        said = (
+            f"token refused ({cause.code})" if isinstance(cause, TokenRefused) and cause.code else "no token"
+        )
     else:
         said = f"HTTP {cause.status}" if cause.status is not None else "no answer"
         if cause.error_code:
