@@ -334,6 +334,11 @@ async def test_execute_runs_a_translated_operation_through_the_client(
         uploaded.append(await request.read())
         return web.json_response({"status": "UploadProcessing"})
 
+    @routes.get("/correspondence/api/v1/attachment/{id}")
+    async def overview(request: web.Request) -> web.Response:
+        # The malware scan reports after the executor's first pause.
+        return web.json_response({"status": "Published" if paused else "UploadProcessing"})
+
     @routes.post("/correspondence/api/v1/correspondence")
     async def create(request: web.Request) -> web.Response:
         body = await request.json()
@@ -342,13 +347,18 @@ async def test_execute_runs_a_translated_operation_through_the_client(
             {"correspondences": [{"correspondenceId": "c0ffee00-0000-4000-8000-000000000002"}]}
         )
 
+    paused: list[float] = []
+
+    async def pause(seconds: float) -> None:
+        paused.append(seconds)
+
     server = await _serve(aiohttp_server, routes, observing_middleware(altinn3_contract))
     client = _client(session, server, Tokens())
     mapping_set = await asyncio.to_thread(load_mapping_set, MAPPINGS)
     engine = Engine(lambda: mapping_set, RoutingTable.of([Route("4711", "1", resource_id="ttd-res")]))
 
     async with await open_store(f"sqlite:///{tmp_path / 'state.db'}") as store:
-        answer = await execute(engine.start(_insert_request(reference)), client, store)
+        answer = await execute(engine.start(_insert_request(reference)), client, store, sleep=pause)
         receipt_id = int(answer.element().xpath("//*[local-name()='ReceiptId']/text()")[0])
         assert (
             await store.resolve_id("receipt", receipt_id, SERVICE_OWNER.org or "")
@@ -356,7 +366,8 @@ async def test_execute_runs_a_translated_operation_through_the_client(
         )
 
     assert uploaded == [b"%PDF"]
-    assert altinn3_contract.checked == 3
+    assert paused == [0.5]  # on the injected clock: no test waits for real time
+    assert altinn3_contract.checked == 5
 
 
 async def test_execute_translates_upstream_refusals_through_the_fault_table(
