@@ -118,9 +118,8 @@ async def deployment(
     tmp_path: Path, sandbox_keys: SandboxKeys, altinn3_contract: Any
 ) -> AsyncIterator[Deployment]:
     """The fakes (scan 2 s), judged by Altinn's contract, and proxies on a SQLite store."""
-    async with deploy(
-        tmp_path, sandbox_keys, altinn3_contract, f"sqlite://{tmp_path / 'state.db'}"
-    ) as deployed:
+    store = f"sqlite://{tmp_path / 'state.db'}"
+    async with deploy(tmp_path, sandbox_keys, altinn3_contract, store, workers=1) as deployed:
         assert deployed.fakes.correspondence.scan_seconds == 2.0
         yield deployed
 
