@@ -6,7 +6,8 @@ Three child processes, so the memory figures are the proxy's alone:
 * ``altinn-proxy serve`` with settings pointing at those fakes;
 * ``copy``: a plain aiohttp streaming copy (the baseline) in front of the sink/source.
 The parent sends ``--size`` bytes as an MTOM ``UploadFileStreamedBasic`` and reads them back with
-``DownloadFileStreamedBasic``, then pushes the same number of bytes through the plain copy. Peak RSS
+``DownloadFileStreamedBasic``, once as an MTOM client and once as a plain-XML client (which gets MTOM
+too, as from WCF), then pushes the same number of bytes through the plain copy. Peak RSS
 (VmHWM) and RSS (VmRSS) of the proxy are read from ``/proc/<pid>/status``.
 
     python -m bench.streaming --size 1GiB
@@ -295,6 +296,22 @@ async def _bench(size: int) -> dict[str, object]:
             results["proxy_download_MiBps"] = size / (time.perf_counter() - started) / 2**20
             results["proxy_rss_after_download"] = _memory(proxy.pid)
 
+            # A client without MTOM (plain text/xml request) gets MTOM back all the same, streamed.
+            started = time.perf_counter()
+            received = 0
+            plain = {**headers, "Content-Type": "text/xml; charset=utf-8"}
+            async with session.post(base + STREAMED, data=_soap(body), headers=plain) as response:
+                if response.status != 200 or not response.content_type.startswith("multipart/related"):
+                    raise RuntimeError(
+                        f"plain-XML download answered {response.status} {response.content_type}"
+                    )
+                async for chunk in response.content.iter_chunked(CHUNK):
+                    received += len(chunk)
+            if received < size:
+                raise RuntimeError(f"plain-XML download returned {received} bytes, expected at least {size}")
+            results["proxy_download_to_plain_client_MiBps"] = size / (time.perf_counter() - started) / 2**20
+            results["proxy_rss_after_plain_download"] = _memory(proxy.pid)
+
             copy_base = f"http://127.0.0.1:{copy_port}"
             started = time.perf_counter()
             async with session.post(
@@ -313,6 +330,9 @@ async def _bench(size: int) -> dict[str, object]:
         results["download_ratio"] = float(results["proxy_download_MiBps"]) / float(  # type: ignore[arg-type]
             results["plain_download_MiBps"]  # type: ignore[arg-type]
         )
+        results["plain_client_download_ratio"] = float(  # type: ignore[arg-type]
+            results["proxy_download_to_plain_client_MiBps"]  # type: ignore[arg-type]
+        ) / float(results["plain_download_MiBps"])  # type: ignore[arg-type]
         return results
     finally:
         for proc in procs:

@@ -13,8 +13,11 @@ Anything else (a carriage return, a control character from upstream data, a lead
 the old path: parsed (ill-formed bytes fail there, as before) and serialised by lxml.
 
 A streamed download is emitted in three pieces so the binary part never sits in memory: ``head``
-(bytes), then the chunks of ``stream`` (base64-encoded on the fly when the client did not use
-MTOM), then ``tail``.
+(bytes), then the chunks of ``stream``, then ``tail``. An endpoint with WCF's MTOM policy (every
+``*Streamed`` binding) answers MTOM whatever the request's encoding, as WCF did: a plain-XML client
+gets the file as a binary MIME part, never as one base64 text node (which standard parsers refuse
+above 10 MB and which costs 4/3 of the file in the client). Only a stream on an endpoint without that
+policy is base64-encoded on the fly (unless the client itself called with MTOM).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from dataclasses import dataclass, field
 from lxml import etree
 
 from proxy.errors import ProxyError, RequestTooLarge, SoapVersionMismatch, UnsupportedMediaType
-from proxy.soap.catalogue import Operation
+from proxy.soap.catalogue import Binding, Operation
 from proxy.soap.envelope import SoapVersion
 from proxy.soap.names import FAULT_NS, WSA10_NS, XML_NS, XOP_NS, XSI_NS
 from proxy.soap.request import SoapCall, find_local
@@ -158,7 +161,8 @@ def _serialize(element: etree._Element) -> bytes:
 
 
 def encode_reply(call: SoapCall, reply: SoapReply) -> EncodedMessage:
-    """The HTTP 200 answer to ``call`` carrying ``reply`` (MTOM when the call was MTOM and streams)."""
+    """The HTTP 200 answer to ``call`` carrying ``reply`` (a stream goes MTOM where the endpoint has the
+    MTOM policy or the call itself was MTOM)."""
     if reply.xml is not None:
         xml = reply.xml.strip()
         if spliceable(xml):
@@ -173,7 +177,7 @@ def encode_reply(call: SoapCall, reply: SoapReply) -> EncodedMessage:
     if target is None:
         found = find_local(element, f"{call.operation.name}Result")
         target = found if found is not None else element
-    if call.mtom:
+    if call.mtom or call.service.binding is Binding.BASIC_STREAMED:
         return _mtom(call.version, envelope, target, reply)
     marker = f"STREAM-{uuid.uuid4().hex}"
     target.text = marker

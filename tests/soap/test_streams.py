@@ -81,14 +81,26 @@ def _download_request() -> bytes:
     ).encode()
 
 
-async def test_download_streams_base64_for_plain_clients(server: TestServer) -> None:
+async def test_download_answers_mtom_to_plain_clients_too(server: TestServer) -> None:
+    # The endpoint has WCF's MTOM policy: WCF answered MTOM whatever the request's encoding.
     async with TestClient(server) as client:
         response = await client.post(STREAMED, data=_download_request(), headers={"Content-Type": "text/xml"})
-        body = await response.read()
+        raw = await response.read()
     assert response.status == 200
-    result = etree.fromstring(body).find(f".//{{{BROKER_NS}}}DownloadFileStreamedBasicResult")
+    content_type = response.headers["Content-Type"]
+    assert content_type.startswith('multipart/related; type="application/xop+xml"')
+    boundary = content_type.split('boundary="', 1)[1].split('"', 1)[0].encode()
+    parts = raw.split(b"--" + boundary)
+    root, binary = parts[1], parts[2]
+    envelope = etree.fromstring(root.split(b"\r\n\r\n", 1)[1])
+    result = envelope.find(f".//{{{BROKER_NS}}}DownloadFileStreamedBasicResult")
     assert result is not None
-    assert base64.b64decode(result.text or "") == b"".join(bytes([i]) * 70_001 for i in range(4))
+    include = result.find("{http://www.w3.org/2004/08/xop/include}Include")
+    assert include is not None
+    assert include.get("href", "").startswith("cid:")
+    assert binary.split(b"\r\n\r\n", 1)[1].removesuffix(b"\r\n") == b"".join(
+        bytes([i]) * 70_001 for i in range(4)
+    )
 
 
 async def test_download_answers_mtom_to_mtom_clients(server: TestServer) -> None:

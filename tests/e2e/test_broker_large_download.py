@@ -1,0 +1,94 @@
+"""A 200 MiB broker download to a plain-XML zeep client, built from the original streamed WSDL.
+
+``BrokerServiceExternalBasicStreamed`` declares WCF's MTOM policy, and WCF answered such an endpoint
+with MTOM whatever the request's encoding. zeep sends plain ``text/xml``; the proxy answers
+``multipart/related`` with the file as a binary XOP part, which zeep resolves, so the client gets the
+bytes without a 270 MB base64 text node (which lxml refuses above 10 MB by default). The upload goes
+through the proxy as MTOM, streamed from a generator; both sides are compared by SHA-256.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from proxy.sandbox.broker_model import FileTransferStatus
+from tests.e2e.conftest import World, broker_mappings, legacy_client
+from tests.e2e.test_broker_disconnect import (
+    BOUNDARY,
+    NS,
+    RECIPIENT,
+    STREAMED,
+    _content_type,
+    _initialize,
+    _mtom_head,
+)
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+
+SIZE = 200 * 1024 * 1024
+CHUNK = 1024 * 1024
+
+
+@pytest.fixture
+def mappings_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Only the broker family."""
+    return broker_mappings(tmp_path_factory.mktemp("broker"))
+
+
+async def _payload(digest: hashlib._Hash) -> AsyncIterator[bytes]:
+    block = os.urandom(CHUNK)
+    for index in range(SIZE // CHUNK):
+        chunk = index.to_bytes(8, "big") + block[8:]  # no two chunks alike
+        digest.update(chunk)
+        yield chunk
+
+
+async def test_a_200_mib_file_reaches_a_plain_xml_zeep_client_byte_identical(
+    world: World, reference: os.PathLike[str]
+) -> None:
+    broker = world.fakes.broker
+    file_reference = _initialize(broker)
+    sent = hashlib.sha256()
+    head, tail = _mtom_head(file_reference), f"\r\n--{BOUNDARY}--\r\n".encode()
+
+    async def body() -> AsyncIterator[bytes]:
+        yield head
+        async for chunk in _payload(sent):
+            yield chunk
+        yield tail
+
+    headers = {
+        "Content-Type": _content_type(),
+        "Content-Length": str(len(head) + SIZE + len(tail)),
+        "SOAPAction": f'"{NS}/IBrokerServiceExternalBasicStreamed/UploadFileStreamedBasic"',
+    }
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=120)
+    async with (
+        aiohttp.ClientSession(timeout=timeout) as session,
+        session.post(world.proxy_url + STREAMED, data=body(), headers=headers) as response,
+    ):
+        assert response.status == 200, await response.text()
+    transfer = broker.transfers[file_reference]
+    await broker.wait_until(lambda: transfer.status is FileTransferStatus.PUBLISHED)
+
+    wsdl = (
+        Path(reference)
+        / "altinn2/BrokerServiceExternalStreamed/Basic/BrokerServiceExternalBasicStreamed.wsdl"
+    )
+
+    def download() -> tuple[int, str]:
+        client = legacy_client(wsdl, world.proxy_url + STREAMED)
+        data: bytes = client.DownloadFileStreamedBasic(
+            "demo-eus2", "demo-eus2-password", str(file_reference), RECIPIENT
+        )
+        return len(data), hashlib.sha256(data).hexdigest()
+
+    size, digest = await asyncio.to_thread(download)
+    assert (size, digest) == (SIZE, sent.hexdigest())
