@@ -243,6 +243,19 @@ def maskinporten_config(settings: Settings, signing: SigningMaterial) -> Maskinp
     )
 
 
+def check_wiring(settings: Settings) -> None:
+    """Everything ``serve`` builds from the settings before it opens a connection, built and dropped.
+
+    Raises the ConfigurationError ``serve`` would (keys, credentials, token and routing configuration);
+    ``altinn-proxy check`` calls this so both refuse the same settings with the same message.
+    """
+    maskinporten_config(settings, signing_material(settings))
+    certificate_authenticator(settings, CredentialStore(settings.identity.credentials_file))
+    routing_table(settings)
+    store_options(settings)
+    soap_config(settings)
+
+
 def store_url(settings: Settings) -> str:
     """The store URL, with the PostgreSQL password from its file (never logged)."""
     url = settings.store_url

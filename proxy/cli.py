@@ -31,14 +31,17 @@ def cmd_version(_: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    """Validate the settings and everything they reference (keys, credentials, mappings)."""
-    from proxy.app import signing_material
-    from proxy.identity.credentials import load_credentials
+    """Validate the settings and everything they reference (keys, credentials, mappings).
+
+    Runs the same validation ``serve`` runs at start-up (settings, then the wiring that reads keys and
+    builds the token, store and routing configuration), so whatever ``serve`` refuses, ``check``
+    refuses with the same message.
+    """
+    from proxy.app import check_wiring
     from proxy.mapping.tools import check
 
     settings = _settings(args)
-    signing_material(settings)
-    load_credentials(settings.identity.credentials_file)
+    check_wiring(settings)
     problems = check(settings.mappings_dir)
     for problem in problems:
         print(f"altinn-proxy: mapping error: {problem}", file=sys.stderr)
@@ -71,7 +74,10 @@ def cmd_store(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the proxy with the given settings until SIGTERM/SIGINT (``--workers N``: N processes)."""
+    from proxy.app import check_wiring
+
     settings = _settings(args)
+    check_wiring(settings)  # refuse what `check` refuses, with the same message, before listening
     configure_logging(settings.logging.format, settings.logging.level)
     workers = args.workers if args.workers is not None else settings.listen.workers
     if args.worker_fd is None and workers > 1:

@@ -20,6 +20,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -95,6 +96,14 @@ ENVIRONMENTS: dict[str, dict[str, str]] = {
 }
 
 
+def http_url(value: str) -> str:
+    """``value`` if it is an absolute http(s) URL with a host, else a ValueError saying so."""
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"must be an http:// or https:// URL with a host, not {value[:80]!r}")
+    return value.strip()
+
+
 class Altinn(_Section):
     """Which Altinn 3 environment to talk to: a named one, or explicit URLs (``custom``)."""
 
@@ -106,6 +115,17 @@ class Altinn(_Section):
     #: Explicit issuer and token endpoint instead of reading the well-known metadata.
     maskinporten_issuer: str | None = None
     maskinporten_token_endpoint: str | None = None
+
+    @field_validator(
+        "platform_url",
+        "apps_url",
+        "maskinporten_well_known",
+        "maskinporten_issuer",
+        "maskinporten_token_endpoint",
+    )
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        return None if value is None else http_url(value)
 
     @model_validator(mode="after")
     def _fill_from_environment(self) -> Altinn:
@@ -149,6 +169,13 @@ class Maskinporten(_Section):
     refresh_margin_seconds: Annotated[float, Field(ge=0)] = 20.0
     #: Seconds a refused grant (e.g. MP-303, no system user) is answered from memory; 0 = never.
     refusal_cache_seconds: Annotated[float, Field(ge=0)] = 30.0
+
+    @field_validator("client_id")
+    @classmethod
+    def _client_id(cls, value: str) -> str:
+        if not value or value != value.strip() or " " in value:
+            raise ValueError("must be the client id Maskinporten issued for the proxy's integration")
+        return value
 
     @field_validator("key_file", "certificate_file", "certificate_password_file")
     @classmethod

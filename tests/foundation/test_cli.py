@@ -29,6 +29,12 @@ async def test_check_accepts_a_valid_file(settings_file: Path) -> None:
         ("  port: 0", "  prot: 0", "listen.prot"),
         ("  port: 0", "  port: eighty", "listen.port"),
         ("key_file: client.pem", "key_file: missing.pem", "maskinporten.key_file"),
+        ("platform_url: http://", "platform_url: htp://", "settings.yaml:6: altinn.platform_url"),
+        (
+            "token_endpoint: http://",
+            "token_endpoint: //",
+            "settings.yaml:8: altinn.maskinporten_token_endpoint",
+        ),
     ],
 )
 async def test_bad_settings_exit_1_with_one_line_naming_the_key(
@@ -42,6 +48,19 @@ async def test_bad_settings_exit_1_with_one_line_naming_the_key(
     assert len(lines) == 1, err
     assert key in lines[0]
     assert "Traceback" not in err
+
+
+async def test_check_and_serve_refuse_the_same_settings_with_the_same_line(settings_file: Path) -> None:
+    # One validator: check and serve give the same one line, with file:line and the key.
+    text = settings_file.read_text()
+    settings_file.write_text(
+        text.replace("client_id: 7b1c1f27-0d5e-4b0f-9d1c-3a3b0c6f2f10", 'client_id: " "')
+    )
+    checked = await run_cli("check", "--config", str(settings_file))
+    served = await run_cli("serve", "--config", str(settings_file))
+    assert checked[0] == served[0] == 1
+    assert checked[2].strip() == served[2].strip()
+    assert "settings.yaml:10: maskinporten.client_id" in checked[2]
 
 
 async def test_missing_settings_file_is_one_line(tmp_path: Path) -> None:
