@@ -23,15 +23,16 @@ from aiohttp import web
 from proxy.altinn3.client import Altinn3Client
 from proxy.altinn3.client import Timeouts as Altinn3Timeouts
 from proxy.altinn3.executor import execute
-from proxy.errors import ProxyError
+from proxy.errors import ProxyError, TokenError
 from proxy.identity.authenticator import Authenticator
 from proxy.identity.certificates import ClientCertificateAuthenticator, load_ca_bundle, parse_networks
-from proxy.identity.credentials import CredentialStore
+from proxy.identity.credentials import CredentialStore, load_credentials
 from proxy.identity.lockout import LockoutPolicy
 from proxy.identity.principal import LegacyCredentials, OrgGrant, Principal
 from proxy.identity.reportee import authorize, parse_reportee
 from proxy.identity.verified import VerifiedPasswords
 from proxy.mapping.calls import BaseUrls
+from proxy.mapping.compiler import load_mapping_set
 from proxy.mapping.engine import Engine, OperationRequest
 from proxy.mapping.registry import MappingRegistry
 from proxy.mapping.routing import Route, RoutingTable
@@ -43,6 +44,7 @@ from proxy.maskinporten.config import (
     load_private_key,
 )
 from proxy.maskinporten.config import Timeouts as TokenTimeouts
+from proxy.maskinporten.online import Verdict, subjects, verdict
 from proxy.maskinporten.provider import TokenProvider
 from proxy.settings import Settings
 from proxy.soap.catalogue import CredentialPlacement
@@ -254,6 +256,43 @@ def check_wiring(settings: Settings) -> None:
     routing_table(settings)
     store_options(settings)
     soap_config(settings)
+
+
+async def online_check(settings: Settings) -> list[Verdict]:
+    """Ask Maskinporten for every kind of token the mappings need; one verdict per subject.
+
+    The service owner's token (when a service owner is configured) and one system-user token per
+    organisation of the credentials file, with the scopes the mapping operations of that kind use.
+    """
+    mappings = await asyncio.to_thread(load_mapping_set, settings.mappings_dir)
+    book = await asyncio.to_thread(load_credentials, settings.identity.credentials_file)
+    owner_scopes: set[str] = set()
+    user_scopes: set[str] = set()
+    for operation in mappings.operations.values():
+        scopes = owner_scopes if operation.identity.acts_as == "service_owner" else user_scopes
+        scopes.update(operation.identity.scopes)
+    principals = [entry.principal for entry in book.callers.values()]
+    if not any(principal.is_service_owner for principal in principals):
+        owner_scopes.clear()
+    organisations = [(grant.org, grant.external_ref) for p in principals for grant in p.orgs.values()]
+    signing = await asyncio.to_thread(signing_material, settings)
+    timeouts = settings.timeouts
+    async with aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=timeouts.token, sock_connect=timeouts.connect)
+    ) as session:
+        tokens = TokenProvider(maskinporten_config(settings, signing), session)
+        try:
+            found = []
+            for subject in subjects(frozenset(owner_scopes), frozenset(user_scopes), organisations):
+                try:
+                    await tokens.token(subject.request)
+                except TokenError as error:
+                    found.append(verdict(subject, error, kid=settings.maskinporten.kid))
+                else:
+                    found.append(verdict(subject, None, kid=settings.maskinporten.kid))
+            return found
+        finally:
+            await tokens.close()
 
 
 def store_url(settings: Settings) -> str:

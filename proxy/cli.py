@@ -48,7 +48,15 @@ def cmd_check(args: argparse.Namespace) -> int:
     if problems:
         return 1
     print(f"{args.config}: settings, key, credentials and mappings ok")
-    return 0
+    if not args.online:
+        return 0
+    from proxy.app import online_check
+
+    configure_logging(settings.logging.format, "error")  # the verdicts are the report
+    verdicts = asyncio.run(online_check(settings))
+    for found in verdicts:
+        print(found.line())
+    return 0 if all(found.ok for found in verdicts) else 1
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
@@ -189,6 +197,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check", help="validate settings and mappings, exit 0 or 1")
     check.add_argument("--config", required=True, help="settings YAML file")
+    check.add_argument(
+        "--online",
+        action="store_true",
+        help="also ask Maskinporten for the service owner's and each organisation's token",
+    )
     check.set_defaults(func=cmd_check)
 
     sandbox = commands.add_parser("sandbox", help="run with in-process fakes of Maskinporten and Altinn 3")
