@@ -540,7 +540,7 @@ def _call_until(
     """
     if not calls:
         return []
-    answers = yield calls[0] if len(calls) == 1 and step.foreach is None else _batch(step, calls)
+    answers = yield _outgoing(step, calls)
     results = [_result(call, answer) for call, answer in zip(calls, _as_tuple(answers), strict=True)]
     until = step.until
     if until is None:
@@ -558,14 +558,14 @@ def _call_until(
         yield Wait(pause, step.name)
         waited += pause
         again = tuple(calls[position] for position in pending)
-        answers = yield again[0] if len(again) == 1 and step.foreach is None else _batch(step, again)
+        answers = yield _outgoing(step, again)
         for position, call, answer in zip(pending, again, _as_tuple(answers), strict=True):
             results[position] = _result(call, answer)
     return results
 
 
-def _batch(step: CompiledStep, calls: tuple[Altinn3Call, ...]) -> CallBatch:
-    return CallBatch(calls, step.concurrency, step.name)
+def _outgoing(step: CompiledStep, calls: tuple[Altinn3Call, ...]) -> Altinn3Call | CallBatch:
+    return calls[0] if step.foreach is None else CallBatch(calls, step.concurrency, step.name)
 
 
 def _as_tuple(answers: Altinn3Response | tuple[Altinn3Response, ...]) -> tuple[Altinn3Response, ...]:
