@@ -341,45 +341,42 @@ def _check_notification(notification: object) -> None:
         )
 
 
+#: Per channel: which texts it needs, the errorCodes (main, reminder) and the end of Altinn's message.
+_CHANNEL_TEXTS: Mapping[str, tuple[tuple[str, ...], tuple[int, int], str, str]] = {
+    "Email": (("emailSubject", "emailBody"), (3002, 3003), "Email body and subject", "email"),
+    "Sms": (("smsBody",), (3004, 3005), "SMS body", "SMS"),
+    "EmailPreferred": (
+        ("emailSubject", "emailBody", "smsBody"),
+        (3006, 3007),
+        "Email body, subject and SMS body",
+        "preferred",
+    ),
+    "SmsPreferred": (
+        ("emailSubject", "emailBody", "smsBody"),
+        (3006, 3007),
+        "Email body, subject and SMS body",
+        "preferred",
+    ),
+    "EmailAndSms": (
+        ("emailSubject", "emailBody", "smsBody"),
+        (3024, 3025),
+        "Email body, subject and SMS body",
+        "email and SMS",
+    ),
+}
+
+
 def _require_texts(notification: Mapping[str, Any], channel: str, *, reminder: bool) -> None:
-    prefix = "reminder" if reminder else ""
-
-    def present(name: str) -> bool:
-        key = prefix + name[0].upper() + name[1:] if reminder else name
-        return bool(notification.get(key))
-
-    has_email = present("emailSubject") and present("emailBody")
-    has_sms = present("smsBody")
-    if channel == "Email" and not has_email:
-        code, text = (
-            (3003, "Reminder email body and subject") if reminder else (3002, "Email body and subject")
-        )
-        raise CorrespondenceProblem(
-            400, f"{text} must be provided when sending email notifications", error_code=code
-        )
-    if channel == "Sms" and not has_sms:
-        code, text = (3005, "Reminder SMS body") if reminder else (3004, "SMS body")
-        raise CorrespondenceProblem(
-            400, f"{text} must be provided when sending SMS notifications", error_code=code
-        )
-    if channel in {"EmailPreferred", "SmsPreferred"} and not (has_email and has_sms):
-        code, text = (
-            (3007, "Reminder email body, subject and SMS body")
-            if reminder
-            else (3006, "Email body, subject and SMS body")
-        )
-        raise CorrespondenceProblem(
-            400, f"{text} must be provided when sending preferred notifications", error_code=code
-        )
-    if channel == "EmailAndSms" and not (has_email and has_sms):
-        code, text = (
-            (3025, "Reminder email body, subject and SMS body")
-            if reminder
-            else (3024, "Email body, subject and SMS body")
-        )
-        raise CorrespondenceProblem(
-            400, f"{text} must be provided when sending email and SMS notifications", error_code=code
-        )
+    """Altinn's ValidateNotificationContent for one channel (the reminder's texts are ``reminder*``)."""
+    needed, codes, text, kind = _CHANNEL_TEXTS[channel]
+    keys = ["reminder" + name[0].upper() + name[1:] if reminder else name for name in needed]
+    if all(notification.get(key) for key in keys):
+        return
+    if reminder:
+        text, kind = "Reminder " + text[0].lower() + text[1:], "reminder " + kind
+    raise CorrespondenceProblem(
+        400, f"{text} must be provided when sending {kind} notifications", error_code=codes[reminder]
+    )
 
 
 def form_to_request(fields: Iterable[tuple[str, str]]) -> dict[str, Any]:
