@@ -46,13 +46,12 @@ def notification_block(notifications: Sequence[Mapping[str, Any]] | None) -> dic
     kinds: set[str] = set()
     emails: list[str] = []
     mobiles: list[str] = []
-    email_texts: list[str] = []
-    sms_texts: list[str] = []
+    email_texts: list[str] = []  # the tokens of the first notification that reaches e-mail
+    sms_texts: list[str] = []  # the joined tokens of each SMS-only notification
     for notification in notifications:
-        transports = {_transport(end.get("transport")) for end in notification.get("end_points") or []}
-        transports.discard(None)
-        tokens = _tokens(notification)
-        for end in notification.get("end_points") or []:
+        ends = notification.get("end_points") or []
+        transports = {kind for end in ends if (kind := _transport(end.get("transport"))) is not None}
+        for end in ends:
             address = (end.get("address") or "").strip()
             transport = _transport(end.get("transport"))
             if address and transport in {"email", "EmailPreferred"}:
@@ -61,18 +60,18 @@ def notification_block(notifications: Sequence[Mapping[str, Any]] | None) -> dic
                 mobiles.append(address)
             elif address and transport == "both":
                 (emails if "@" in address else mobiles).append(address)
-        kinds |= {kind for kind in transports if kind is not None}
+        kinds |= transports
+        tokens = _tokens(notification)
         if not tokens:
             continue
-        if transports & {"sms", "SmsPreferred"} and not transports & {"email", "EmailPreferred", "both"}:
+        if transports and transports <= {"sms", "SmsPreferred"}:
             sms_texts.append(" ".join(tokens))
-        else:
-            email_texts = email_texts or tokens
-            sms_texts = sms_texts or [" ".join(tokens)]
+        elif not email_texts:
+            email_texts = tokens
     block: dict[str, Any] = {"notificationChannel": _channel(kinds)}
     if email_texts or sms_texts:
+        texts = email_texts or [sms_texts[0]]
         block["notificationTemplate"] = "CustomMessage"
-        texts = email_texts or sms_texts[:1]
         block["emailSubject"] = texts[0]
         block["emailBody"] = texts[1] if len(texts) > 1 else texts[0]
         block["smsBody"] = sms_texts[0] if sms_texts else " ".join(texts)
