@@ -47,10 +47,12 @@ from proxy.maskinporten.config import Timeouts as TokenTimeouts
 from proxy.maskinporten.online import Verdict, subjects, verdict
 from proxy.maskinporten.provider import TokenProvider
 from proxy.settings import Settings
-from proxy.soap.catalogue import CredentialPlacement
+from proxy.soap.catalogue import CredentialPlacement, default_catalogue
+from proxy.soap.contracts import ContractRegistry
 from proxy.soap.encode import SoapReply
 from proxy.soap.headers import with_header_fields
 from proxy.soap.request import SoapCall
+from proxy.soap.surface import Surface
 from proxy.soap.xmlsafe import XmlLimits
 from proxy.store import Store, StoreOptions, open_store
 from proxy.web.health import Readiness, add_health_routes
@@ -92,6 +94,7 @@ def create_app(settings: Settings, readiness: Readiness | None = None) -> web.Ap
         handlers=MappedOperations(app),
         config=soap_config(settings),
         authenticate=_authenticate_with(app),
+        surface=_surface_of(app),
     )
     add_rest_routes(app, _rest_identity(app))
     return app
@@ -179,6 +182,17 @@ class MappedOperations(Mapping[tuple[str, str], OperationHandler]):
         if answer.stream is None:
             return SoapReply(None, xml=answer.xml)  # spliced into the envelope, not parsed again
         return SoapReply(answer.element(), stream=answer.stream)
+
+
+def _surface_of(app: web.Application) -> Callable[[], Surface]:
+    """The active mapping set's services (before start-up: the bare catalogue)."""
+    unmapped = Surface.of(default_catalogue(), ContractRegistry())
+
+    def surface() -> Surface:
+        services = app.get(SERVICES)
+        return services.mappings.current().surface if services is not None else unmapped
+
+    return surface
 
 
 def _authenticate_with(app: web.Application) -> SoapAuthenticator:

@@ -22,16 +22,15 @@ from proxy.mapping.compiler import load_mapping_set
 from proxy.mapping.engine import OperationRequest
 from proxy.mapping.tools import explain, load_responses
 from proxy.settings import Settings
-from proxy.soap.catalogue import TEST_OPERATION_NAME, Service, default_catalogue
+from proxy.soap.catalogue import TEST_OPERATION_NAME, Catalogue, Service
 from proxy.soap.envelope import SoapVersion
 from proxy.soap.names import XName
 from proxy.soap.request import SoapCall, parse_request
 from proxy.soap.xmlsafe import parse_xml
 
 
-def find_service(body: bytes, endpoint: str | None) -> Service:
+def find_service(body: bytes, endpoint: str | None, catalogue: Catalogue) -> Service:
     """The catalogued service for ``endpoint``, or the one whose operation the body's element names."""
-    catalogue = default_catalogue()
     if endpoint:
         service = catalogue.for_path(endpoint)
         if service is None:
@@ -59,7 +58,8 @@ async def explain_request(
 ) -> str:
     """The readable plan (and, with canned responses, the legacy answer) for ``request_file``."""
     body = await asyncio.to_thread(request_file.read_bytes)
-    service = find_service(body, endpoint)
+    mapping_set = await asyncio.to_thread(load_mapping_set, settings.mappings_dir)
+    service = find_service(body, endpoint, mapping_set.surface.catalogue)
     call: SoapCall = parse_request(
         service, content_type=service.soap_version.content_type, soap_action=None, body=body
     )
@@ -74,7 +74,6 @@ async def explain_request(
         principal = await authenticator.authenticate(call.credentials, "explain")
     except ProxyError as error:
         return "\n".join([*lines, f"caller {call.credentials.username!r}: refused: {error}"])
-    mapping_set = await asyncio.to_thread(load_mapping_set, settings.mappings_dir)
     responses = await asyncio.to_thread(load_responses, responses_dir) if responses_dir is not None else None
     request = OperationRequest(service.name, call.operation.name, call.body, principal)
     plan = explain(

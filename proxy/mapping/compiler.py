@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,14 @@ from proxy import errors
 from proxy.errors import ConfigurationError, ProxyError
 from proxy.identity.principal import CallerKind, OrgGrant, Principal
 from proxy.mapping.calls import Altinn3Response, ResponseKind
+from proxy.mapping.contracts import (
+    DeclarationError,
+    TypeTable,
+    alias_contract,
+    collect_types,
+    compile_contract,
+    path_problem,
+)
 from proxy.mapping.dryrun import DryRun, MissingResponse, drive
 from proxy.mapping.engine import (
     CompiledCall,
@@ -56,8 +65,19 @@ from proxy.mapping.expressions import (
 )
 from proxy.mapping.fields import CompiledField, compile_field
 from proxy.mapping.routing import Route, RoutingTable
-from proxy.mapping.schema import FieldSpec, LoadReceiptSpec, MappingFile, OperationSpec, SaveReceiptSpec
+from proxy.mapping.schema import (
+    FieldSpec,
+    LegacySide,
+    LoadReceiptSpec,
+    MappingFile,
+    OperationSpec,
+    SaveReceiptSpec,
+)
 from proxy.mapping.source import Loc, Positions, Problem, YamlError, read_yaml
+from proxy.soap.catalogue import Catalogue, Service, default_catalogue
+from proxy.soap.conformance import check_element
+from proxy.soap.contracts import ContractRegistry, ElementDecl, Field, OperationContract
+from proxy.soap.surface import Surface
 
 MAPPING_SUFFIXES = (".yaml", ".yml")
 _EXAMPLE_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
@@ -79,17 +99,31 @@ def directory_digest(directory: Path) -> str:
     return digest.hexdigest()
 
 
-def load_directory(directory: Path) -> tuple[MappingSet | None, list[Problem]]:
-    """Validate and compile every mapping file of ``directory``; (None, problems) if any is wrong."""
-    problems: list[Problem] = []
-    operations: dict[tuple[str, str], CompiledOperation] = {}
+def load_directory(
+    directory: Path, catalogue: Catalogue | None = None
+) -> tuple[MappingSet | None, list[Problem]]:
+    """Validate and compile every mapping file of ``directory``; (None, problems) if any is wrong.
+
+    Each operation is checked against ``catalogue`` (default: every Altinn 2 service the proxy knows).
+    """
+    catalogue = catalogue or default_catalogue()
     if not directory.is_dir():
         return None, [Problem(str(directory), None, "mapping directory does not exist")]
     files = sorted(p for p in directory.iterdir() if p.suffix in MAPPING_SUFFIXES and p.is_file())
     if not files:
-        problems.append(Problem(str(directory), None, "no mapping files (*.yaml)"))
+        return None, [Problem(str(directory), None, "no mapping files (*.yaml)")]
+    problems: list[Problem] = []
+    parsed: list[_ParsedFile] = []
     for path in files:
-        compiled, found = compile_file(path)
+        read, found = _read_file(path)
+        problems.extend(found)
+        if read is not None:
+            parsed.append(read)
+    types, found = collect_types((item.spec, item.positions) for item in parsed)
+    problems.extend(found)
+    operations: dict[tuple[str, str], CompiledOperation] = {}
+    for item in parsed:
+        compiled, found = _compile_file(item, types, catalogue)
         problems.extend(found)
         for operation in compiled:
             if operation.key in operations:
@@ -102,7 +136,9 @@ def load_directory(directory: Path) -> tuple[MappingSet | None, list[Problem]]:
             operations[operation.key] = operation
     if problems:
         return None, problems
-    return MappingSet(operations, directory_digest(directory), tuple(p.name for p in files)), []
+    contracts = ContractRegistry({key: operation.contract for key, operation in operations.items()})
+    surface = Surface.of(catalogue, contracts)
+    return MappingSet(operations, directory_digest(directory), tuple(p.name for p in files), surface), []
 
 
 def load_mapping_set(directory: Path) -> MappingSet:
@@ -116,19 +152,33 @@ def load_mapping_set(directory: Path) -> MappingSet:
     return mapping_set
 
 
-def compile_file(path: Path) -> tuple[list[CompiledOperation], list[Problem]]:
-    """Compile one mapping file; returns the operations that compiled and every problem found."""
+@dataclass(frozen=True)
+class _ParsedFile:
+    path: Path
+    spec: MappingFile
+    positions: Positions
+
+
+def _read_file(path: Path) -> tuple[_ParsedFile | None, list[Problem]]:
     name = str(path)
     try:
         raw, positions = read_yaml(path.read_text(encoding="utf-8"), name)
     except YamlError as error:
-        return [], [Problem(name, error.line, f"not valid YAML: {error}")]
+        return None, [Problem(name, error.line, f"not valid YAML: {error}")]
     except (OSError, UnicodeDecodeError) as error:
-        return [], [Problem(name, None, f"cannot read: {error}")]
+        return None, [Problem(name, None, f"cannot read: {error}")]
     try:
         spec = MappingFile.model_validate(raw)
     except ValidationError as error:
-        return [], [_pydantic_problem(positions, item) for item in error.errors()]
+        return None, [_pydantic_problem(positions, item) for item in error.errors()]
+    return _ParsedFile(path, spec, positions), []
+
+
+def _compile_file(
+    parsed: _ParsedFile, types: TypeTable, catalogue: Catalogue
+) -> tuple[list[CompiledOperation], list[Problem]]:
+    """Compile one mapping file; returns the operations that compiled and every problem found."""
+    spec, positions = parsed.spec, parsed.positions
     compiled: list[CompiledOperation] = []
     problems: list[Problem] = []
     file_faults_loc: Loc = ("faults",)
@@ -139,17 +189,73 @@ def compile_file(path: Path) -> tuple[list[CompiledOperation], list[Problem]]:
     for index, operation in enumerate(spec.operations):
         loc: Loc = ("operations", index)
         try:
-            main = _compile_operation(operation, loc, positions, path, file_faults)
+            service = _legacy_service(operation.legacy, catalogue, (*loc, "legacy"))
+            contract = compile_contract(
+                operation.contract,
+                service,
+                operation.legacy.operation,
+                spec.namespaces,
+                types,
+                (*loc, "contract"),
+            )
+            _check_elements(operation.legacy, contract, (*loc, "legacy"))
+            main = _compile_operation(operation, contract, loc, positions, parsed.path, file_faults)
             compiled.append(main)
             for alias_index, alias in enumerate(operation.aliases):
-                twin = dataclasses.replace(
-                    main, legacy=alias, line=positions.line((*loc, "aliases", alias_index))
+                here: Loc = (*loc, "aliases", alias_index)
+                alias_service = _legacy_service(alias, catalogue, here)
+                twin_contract = alias_contract(
+                    contract, operation.legacy.operation, alias_service, alias.operation
                 )
-                _check_example(twin, operation, (*loc, "example"))
+                _check_elements(alias, twin_contract, here)
+                twin = dataclasses.replace(
+                    main, legacy=alias, contract=twin_contract, line=positions.line(here)
+                )
+                _check_example(twin, operation, (*loc, "example"), contract)
                 compiled.append(twin)
+        except DeclarationError as error:
+            problems.append(positions.problem(error.loc, error.message))
         except _Located as error:
             problems.append(positions.problem(error.loc, error.message))
     return compiled, problems
+
+
+def _legacy_service(legacy: LegacySide, catalogue: Catalogue, loc: Loc) -> Service:
+    """The catalogued service of ``legacy``, refusing any detail that disagrees with the catalogue."""
+    service = catalogue.by_name(legacy.service)
+    if service is None:
+        raise _Located((*loc, "service"), f"unknown service {legacy.service!r}: not in the SOAP catalogue")
+    operation = service.operation(legacy.operation)
+    if operation is None:
+        known = ", ".join(op.name for op in service.operations)
+        raise _Located(
+            (*loc, "operation"), f"unknown operation {legacy.operation!r} of {service.name} (it has: {known})"
+        )
+    if legacy.endpoint is not None and legacy.endpoint.lower() not in {p.lower() for p in service.paths}:
+        raise _Located(
+            (*loc, "endpoint"),
+            f"endpoint {legacy.endpoint} is not {service.name}'s ({', '.join(service.paths)})",
+        )
+    if legacy.binding is not None and legacy.binding != service.binding.value:
+        raise _Located(
+            (*loc, "binding"),
+            f"binding {legacy.binding} does not match the endpoint: {service.name} is {service.binding.value}",
+        )
+    if legacy.soap_action is not None and legacy.soap_action != operation.soap_action:
+        raise _Located(
+            (*loc, "soap_action"),
+            f"SOAPAction {legacy.soap_action} is not {operation.name}'s: {operation.soap_action}",
+        )
+    return service
+
+
+def _check_elements(legacy: LegacySide, contract: OperationContract, loc: Loc) -> None:
+    for key, written, declared in (
+        ("request_element", legacy.request_element, contract.request_name),
+        ("response_element", legacy.response_element, contract.response_name),
+    ):
+        if written is not None and written != declared.clark:
+            raise _Located((*loc, key), f"{key} {written} disagrees with the contract: {declared.clark}")
 
 
 def _pydantic_problem(positions: Positions, item: Any) -> Problem:
@@ -215,9 +321,25 @@ def _tree(source: Any, names: Names, loc: Loc) -> Evaluate:
 
 
 def _compile_operation(
-    spec: OperationSpec, loc: Loc, positions: Positions, path: Path, file_faults: tuple[CompiledFault, ...]
+    spec: OperationSpec,
+    contract: OperationContract,
+    loc: Loc,
+    positions: Positions,
+    path: Path,
+    file_faults: tuple[CompiledFault, ...],
 ) -> CompiledOperation:
     fields = _compile_fields(spec.fields, (*loc, "fields"))
+    undeclared = {
+        name for name, field in spec.fields.items() if isinstance(field, FieldSpec) and field.undeclared
+    }
+    for compiled_field in fields:
+        if compiled_field.name in undeclared:
+            continue
+        problem = path_problem(
+            contract, compiled_field.steps, (child.steps for child in compiled_field.children)
+        )
+        if problem is not None:
+            raise _Located((*loc, "fields", compiled_field.name), f"field path: {problem}")
     field_names = frozenset(f.name for f in fields)
     names = Names(field_names, frozenset(), frozenset())
 
@@ -318,6 +440,7 @@ def _compile_operation(
 
     operation = CompiledOperation(
         legacy=spec.legacy,
+        contract=contract,
         fields=fields,
         identity=identity,
         vars=tuple(variables),
@@ -331,7 +454,7 @@ def _compile_operation(
         if spec.idempotency is None
         else _value(spec.idempotency.key, names_before_steps, (*loc, "idempotency", "key")),
     )
-    _check_example(operation, spec, (*loc, "example"))
+    _check_example(operation, spec, (*loc, "example"), contract)
     return operation
 
 
@@ -484,16 +607,27 @@ def example_responses(spec: OperationSpec) -> dict[str, Altinn3Response]:
     }
 
 
-def _check_example(operation: CompiledOperation, spec: OperationSpec, loc: Loc) -> None:
+def example_request(contract: OperationContract) -> ElementDecl:
+    """What an example request may hold: the body's children (a streamed payload optional, since it
+    travels as an attachment) followed by the message-contract headers, as the front presents them."""
+    body = tuple(dataclasses.replace(f, min_occurs=0) if f.mtom else f for f in contract.request.fields)
+    headers = tuple(Field(h.name, h.type, nillable=h.nillable) for h in contract.request_headers)
+    return dataclasses.replace(contract.request, fields=(*body, *headers))
+
+
+def _check_example(
+    operation: CompiledOperation, spec: OperationSpec, loc: Loc, declared: OperationContract
+) -> None:
+    """Run the example of ``spec`` as ``operation``; ``declared`` is the contract the example is written for."""
     try:
         body = etree.fromstring(spec.example.request.encode("utf-8"), parser=_EXAMPLE_PARSER)
     except etree.XMLSyntaxError as error:
         raise _Located((*loc, "request"), f"example request is not well-formed XML: {error}") from None
-    if body.tag != spec.legacy.request_element:
-        raise _Located(
-            (*loc, "request"), f"example request root is {body.tag}, not {spec.legacy.request_element}"
-        )
-    body.tag = operation.legacy.request_element  # an alias runs the example under its own name
+    problems = check_element(body, example_request(declared))
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise _Located((*loc, "request"), f"example request breaks the contract: {problems[0]}{more}")
+    body.tag = operation.contract.request_name.clark  # an alias runs the example under its own name
     request = OperationRequest(
         operation.legacy.service, operation.legacy.operation, body, _example_principal(operation, spec)
     )
@@ -512,6 +646,11 @@ def _check_example(operation: CompiledOperation, spec: OperationSpec, loc: Loc) 
     except etree.XMLSyntaxError as error:
         where = (*loc[:-1], "answer" if spec.answer is not None else "answer_file")
         raise _Located(where, f"answer does not render well-formed XML for the example: {error}") from None
-    if element.tag != operation.legacy.response_element:
+    problems = check_element(element, operation.contract.response)
+    if problems:
         where = (*loc[:-1], "answer" if spec.answer is not None else "answer_file")
-        raise _Located(where, f"answer root is {element.tag}, not {operation.legacy.response_element}")
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise _Located(
+            where,
+            f"the example answer of {operation.legacy.operation} breaks its contract: {problems[0]}{more}",
+        )

@@ -63,6 +63,9 @@ from proxy.mapping.fields import CompiledField, read_fields
 from proxy.mapping.routing import RoutingTable
 from proxy.mapping.schema import LegacySide
 from proxy.maskinporten.request import TokenRequest
+from proxy.soap.catalogue import default_catalogue
+from proxy.soap.contracts import ContractRegistry, OperationContract
+from proxy.soap.surface import Surface
 
 Context = dict[str, Any]
 Evaluate = Callable[[Mapping[str, Any]], Any]
@@ -347,6 +350,8 @@ class CompiledOperation:
     """Everything needed to run one legacy operation, compiled."""
 
     legacy: LegacySide
+    #: The legacy request and response types (for an alias: derived from its operation's).
+    contract: OperationContract
     fields: tuple[CompiledField, ...]
     identity: CompiledIdentity
     vars: tuple[tuple[str, Evaluate], ...]
@@ -377,6 +382,8 @@ class MappingSet:
     operations: Mapping[tuple[str, str], CompiledOperation]
     digest: str
     files: tuple[str, ...] = ()
+    #: The SOAP services as these mappings make them: dispatch and WSDLs follow the contracts.
+    surface: Surface = field(default_factory=lambda: Surface.of(default_catalogue(), ContractRegistry()))
 
     def operation(self, service: str, operation: str) -> CompiledOperation:
         """The operation, or :class:`OperationNotTranslated` when no mapping covers it."""

@@ -40,6 +40,8 @@ class FieldSpec(_Model):
     required: bool = False
     #: For a list of records: the fields of each item, relative to the item element.
     fields: dict[str, FieldSpec | str] | None = None
+    #: The path is not in the operation's contract (a name some hand-written clients send instead).
+    undeclared: bool = False
 
     @model_validator(mode="after")
     def _records_are_lists(self) -> FieldSpec:
@@ -49,17 +51,63 @@ class FieldSpec(_Model):
 
 
 class LegacySide(_Model):
-    """How the legacy client calls the operation."""
+    """How the legacy client calls the operation: a service and operation of the SOAP catalogue.
+
+    ``endpoint``, ``binding`` and ``soap_action`` may be written down for the reader; the loader
+    refuses them when they disagree with the catalogue. ``request_element``/``response_element``
+    likewise must agree with the contract, which is where the elements are declared.
+    """
 
     service: str = Field(min_length=1)
     operation: str = Field(min_length=1)
     endpoint: str | None = None
-    binding: Literal["basic", "ws", "basic_streamed"] = "basic"
+    binding: Literal["basic", "ws", "basic_streamed"] | None = None
     soap_action: str | None = None
-    #: Clark notation ``{namespace}LocalName`` of the operation's body element.
-    request_element: str = Field(pattern=r"^\{[^}]+\}\w+$")
-    #: Clark notation of the ``{Op}Response`` element the answer template renders.
-    response_element: str = Field(pattern=r"^\{[^}]+\}\w+$")
+    #: Clark notation ``{namespace}LocalName`` of the operation's body element (checked, optional).
+    request_element: str | None = Field(default=None, pattern=r"^\{[^}]+\}\w+$")
+    #: Clark notation of the answer's body element (checked, optional).
+    response_element: str | None = Field(default=None, pattern=r"^\{[^}]+\}\w+$")
+
+
+_NAME = r"^[A-Za-z_][\w.-]*$"
+_QNAME = r"^([A-Za-z_][\w.-]*:)?[A-Za-z_][\w.-]*$"
+
+
+class FieldDecl(_Model):
+    """One child element of a declared type (the long form of ``"type flag flag"``)."""
+
+    type: str = Field(default="string", pattern=_QNAME)
+    #: ``minOccurs="1"``.
+    required: bool = False
+    nillable: bool = False
+    #: ``maxOccurs="unbounded"``: the element itself repeats (WCF's named list types).
+    repeated: bool = False
+    #: A list wrapper: the element holds any number of ``list_item`` elements of ``type``.
+    list_item: str | None = Field(default=None, pattern=_NAME)
+    #: The binary payload of a streamed operation (an MTOM part on the wire).
+    mtom: bool = False
+
+
+FieldDecls = dict[str, str | FieldDecl]
+"""Child elements in the order they are emitted: name → ``"type [required] [nillable] [repeated]
+[mtom]"`` or a :class:`FieldDecl`."""
+
+
+class MessageDecl(_Model):
+    """The body element of a request or an answer, and its SOAP headers (WCF message contracts)."""
+
+    #: ``Name`` (in the service namespace) or ``prefix:Name``; default ``{Op}`` / ``{Op}Response``.
+    element: str | None = Field(default=None, pattern=_QNAME)
+    #: Header elements in the order they are bound: name (or ``prefix:name``) → ``"type [nillable]"``.
+    headers: dict[str, str] = Field(default_factory=dict)
+    fields: FieldDecls = Field(default_factory=dict)
+
+
+class ContractDecl(_Model):
+    """The legacy request and response types of an operation: the one declaration of its shape."""
+
+    request: MessageDecl
+    response: MessageDecl
 
 
 class OwnerOfSpec(_Model):
@@ -348,6 +396,8 @@ class OperationSpec(_Model):
     """One legacy operation and its translation."""
 
     legacy: LegacySide
+    #: The legacy types; aliases derive theirs from it (see ``mappings/README.md``).
+    contract: ContractDecl
     #: The same translation under other legacy names (e.g. the WS twin ``InsertCorrespondenceV2`` of
     #: ``InsertCorrespondenceBasicV2``); the answer template can use ``legacy.operation``.
     aliases: list[LegacySide] = Field(default_factory=list)
@@ -382,6 +432,11 @@ class MappingFile(_Model):
 
     version: Literal[1]
     description: str | None = None
+    #: Prefixes for the namespaces of ``types`` and of ``prefix:Name`` references in this file.
+    namespaces: dict[str, str] = Field(default_factory=dict)
+    #: Complex types by ``prefix:Name``, shared by every file of the directory (an equal
+    #: declaration may be repeated so that each file stands alone).
+    types: dict[str, FieldDecls] = Field(default_factory=dict)
     #: Fault rules shared by every operation of the file (tried after the operation's own).
     faults: list[FaultRule] = Field(default_factory=list)
     operations: list[OperationSpec] = Field(min_length=1)

@@ -1,4 +1,8 @@
-"""The project's own declaration of legacy request/response types, from which WSDLs are generated.
+"""Legacy request/response types as values: what a mapping file's ``contract`` compiles to.
+
+The mapping files declare them (``proxy.mapping.contracts`` compiles the YAML); dispatch, the served
+WSDL/XSD (:mod:`proxy.soap.wsdl`), field paths and answer checks (:mod:`proxy.soap.conformance`) all
+read these values, so an operation's legacy types are written down exactly once.
 
 An operation's contract is two element declarations (request and response) built from fields. A
 field is an XSD built-in (``string``, ``int``, ``boolean``, ``dateTime``, ``base64Binary``, ...) or a
@@ -12,8 +16,9 @@ in a ``{message}_Headers`` message and binds each part with ``soap:header``/``so
 WCF's own WSDLs do; zeep then accepts them as ``_soapheaders={"FileName": ...}``. Within a service
 a header element is declared once: operations may share one only with an equal declaration.
 
-Mapping work adds operations by registering a :class:`OperationContract` under
-``(service name, operation name)`` in a :class:`ContractRegistry`. ``Test`` needs no declaration.
+A :class:`ContractRegistry` holds one :class:`OperationContract` per ``(service name, operation
+name)``; ``Test`` needs no declaration. A field marked ``mtom`` is the binary payload of a streamed
+operation: it travels as the MTOM part (or inline base64) and is handed on as a stream.
 """
 
 from __future__ import annotations
@@ -22,10 +27,16 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from proxy.soap.names import XName
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, eq=False)
 class ComplexType:
-    """A named complex type (an ``xs:sequence`` of fields) in ``namespace``."""
+    """A named complex type (an ``xs:sequence`` of fields) in ``namespace``.
+
+    Compared by identity: types may refer to each other recursively (a ``Receipt`` holds a
+    ``ReceiptList`` of ``Receipt``), so each declared type is one shared object.
+    """
 
     namespace: str
     name: str
@@ -45,6 +56,8 @@ class Field:
     #: The element itself may repeat (``maxOccurs="unbounded"``), as in WCF's named list types
     #: (``ReporteeElementBEV2List/ReporteeElementBEV2*``) whose items share the list's namespace.
     repeated: bool = False
+    #: The binary payload of a streamed operation (``base64Binary``; an MTOM part on the wire).
+    mtom: bool = False
 
 
 @dataclass(frozen=True)
@@ -75,6 +88,21 @@ class OperationContract:
     response: ElementDecl
     request_headers: tuple[HeaderDecl, ...] = ()
     response_headers: tuple[HeaderDecl, ...] = ()
+
+    @property
+    def request_name(self) -> XName:
+        """The body element of a request."""
+        return XName(self.request.namespace, self.request.name)
+
+    @property
+    def response_name(self) -> XName:
+        """The body element of an answer."""
+        return XName(self.response.namespace, self.response.name)
+
+    def stream_field(self, direction: str) -> Field | None:
+        """The ``mtom`` child of the request (``"request"``) or the response (``"response"``), if any."""
+        decl = self.request if direction == "request" else self.response
+        return next((item for item in decl.fields if item.mtom), None)
 
 
 @dataclass(frozen=True)
@@ -117,29 +145,3 @@ def complex_types(fields: tuple[Field, ...]) -> Iterator[ComplexType]:
                     yield from walk(item.type.fields)
 
     yield from walk(fields)
-
-
-#: Contracts declared by the SOAP front itself; the mapping work registers the operations it translates.
-
-
-def builtin_contracts() -> ContractRegistry:
-    """Every operation contract the project declares, one module per service family."""
-    from proxy.soap import (
-        contracts_broker,
-        contracts_correspondence_agency,
-        contracts_correspondence_enduser,
-        contracts_receipt,
-    )
-
-    families = (
-        contracts_correspondence_agency,
-        contracts_correspondence_enduser,
-        contracts_broker,
-        contracts_receipt,
-    )
-    return ContractRegistry(
-        {key: contract for family in families for key, contract in family.CONTRACTS.items()}
-    )
-
-
-BUILTIN_CONTRACTS = builtin_contracts()

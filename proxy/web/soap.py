@@ -31,20 +31,13 @@ from proxy.errors import (
 )
 from proxy.identity.principal import LegacyCredentials, Principal
 from proxy.observability.metrics import bound
-from proxy.soap.catalogue import (
-    TEST_OPERATION_NAME,
-    Catalogue,
-    CredentialPlacement,
-    Operation,
-    Service,
-    default_catalogue,
-)
-from proxy.soap.contracts import BUILTIN_CONTRACTS, ContractRegistry
+from proxy.soap.catalogue import TEST_OPERATION_NAME, CredentialPlacement, Operation, Service
 from proxy.soap.encode import EncodedMessage, SoapReply, encode_fault, encode_reply
 from proxy.soap.envelope import MULTIPART_RELATED, ContentType, SoapVersion
 from proxy.soap.mtom import MessageEnd, MtomInfo, MultipartReader, PartData, PartEnd, PartStart
 from proxy.soap.payload import SizedStream
 from proxy.soap.request import SoapCall, parse_request, request_version
+from proxy.soap.surface import Surface
 from proxy.soap.wsdl import ServiceDescription, describe, rewrite_addresses
 from proxy.soap.xmlsafe import XmlLimits
 from proxy.web.middleware import request_id_of
@@ -85,7 +78,6 @@ class SoapConfig:
     attachment_deadline: float = 3600.0
     #: XML messages larger than this are parsed in a worker thread, off the event loop.
     parse_in_thread_above: int = 256 * 1024
-    contracts: ContractRegistry = BUILTIN_CONTRACTS
     #: Optional directory of operator-supplied original WSDLs named ``{ServiceName}.wsdl``.
     original_wsdl_dir: Path | None = None
 
@@ -116,36 +108,40 @@ def add_soap_routes(
     handlers: Mapping[tuple[str, str], OperationHandler],
     config: SoapConfig,
     authenticate: Authenticator | None,
-    catalogue: Catalogue | None = None,
+    surface: Callable[[], Surface],
 ) -> None:
     """Serve every catalogued SOAP endpoint (POST calls, GET ``?wsdl``/``?singleWsdl``/``?xsd=``) on ``app``.
 
-    ``handlers`` are keyed by ``(service name, operation name)``; ``Test`` is answered unless a
-    handler overrides it; any other unregistered operation answers ``OperationNotTranslated``.
-    ``authenticate`` is called for operations that carry credentials; None skips authentication.
+    ``surface()`` gives the services as currently served (the active mapping set's: a hot reload
+    changes dispatch and WSDLs together). ``handlers`` are keyed by ``(service name, operation
+    name)``; ``Test`` is answered unless a handler overrides it; any other unregistered operation
+    answers ``OperationNotTranslated``. ``authenticate`` is called for operations that carry
+    credentials; None skips authentication.
     """
-    endpoint = _SoapEndpoint(catalogue or default_catalogue(), handlers, config, authenticate)
+    endpoint = _SoapEndpoint(surface, handlers, config, authenticate)
     app.router.add_route("*", _ROUTE, endpoint.handle)
 
 
 class _SoapEndpoint:
     def __init__(
         self,
-        catalogue: Catalogue,
+        surface: Callable[[], Surface],
         handlers: Mapping[tuple[str, str], OperationHandler],
         config: SoapConfig,
         authenticate: Authenticator | None,
     ) -> None:
-        self._catalogue = catalogue
+        self._surface = surface
         self._handlers = handlers
         self._config = config
         self._authenticate = authenticate
-        #: Generated descriptions by (service, address): built on first request, then served as is.
+        #: Generated descriptions of one surface by (service, address): built on first request.
         self._descriptions: dict[tuple[str, str], ServiceDescription] = {}
+        self._described: Surface | None = None
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         request_id = request_id_of(request)
-        service = self._catalogue.for_path(request.path)
+        surface = self._surface()
+        service = surface.catalogue.for_path(request.path)
         content_type = request.headers.get("Content-Type")
         if service is None:
             error = UnknownOperation(f"there is no Altinn 2 SOAP service at {request.path[:200]}")
@@ -153,7 +149,7 @@ class _SoapEndpoint:
                 error, request_version(content_type, SoapVersion.SOAP11), request_id, None, None, status=404
             )
         if request.method in ("GET", "HEAD"):
-            return await self._metadata(request, service)
+            return await self._metadata(request, service, surface)
         if request.method != "POST":
             raise web.HTTPMethodNotAllowed(request.method, ["GET", "POST"])
         version = request_version(content_type, service.soap_version)
@@ -380,11 +376,11 @@ class _SoapEndpoint:
                 await close()
         return response
 
-    async def _metadata(self, request: web.Request, service: Service) -> web.Response:
+    async def _metadata(self, request: web.Request, service: Service, surface: Surface) -> web.Response:
         query = {key.lower(): value.lower() for key, value in request.query.items()}
         address = self._base_url(request) + service.paths[0]
         if "xsd" in query:
-            description = self._describe(service, address)
+            description = self._describe(service, address, surface)
             index = query["xsd"].removeprefix("xsd")
             if not index.isdigit() or int(index) >= len(description.schemas):
                 raise web.HTTPNotFound(text="no such schema")
@@ -393,19 +389,22 @@ class _SoapEndpoint:
             original = await asyncio.to_thread(self._original_wsdl, service, address)
             if original is not None:
                 return _xml(original)
-            return _xml(self._describe(service, address).wsdl)
+            return _xml(self._describe(service, address, surface).wsdl)
         return web.Response(
             text=f"{service.name}: Altinn 2 compatibility endpoint. Metadata: {address}?wsdl\n",
             content_type="text/plain",
         )
 
-    def _describe(self, service: Service, address: str) -> ServiceDescription:
+    def _describe(self, service: Service, address: str, surface: Surface) -> ServiceDescription:
+        if surface is not self._described:
+            self._descriptions.clear()  # a new mapping set: its contracts, its WSDLs
+            self._described = surface
         key = (service.name, address)
         description = self._descriptions.get(key)
         if description is None:
             if len(self._descriptions) >= _MAX_CACHED_DESCRIPTIONS:
                 self._descriptions.clear()  # many distinct Host headers: start over rather than grow
-            description = self._descriptions[key] = describe(service, self._config.contracts, address)
+            description = self._descriptions[key] = describe(service, surface.contracts, address)
         return description
 
     def _original_wsdl(self, service: Service, address: str) -> bytes | None:

@@ -24,7 +24,8 @@ import pytest
 from proxy.app import SERVICES
 from proxy.mapping.schema import LegacySide
 from proxy.sandbox.broker_model import FileTransferStatus
-from proxy.soap.catalogue import CredentialPlacement, default_catalogue
+from proxy.soap.catalogue import CredentialPlacement, Operation, Service, default_catalogue
+from proxy.soap.contracts import OperationContract
 from tests.e2e.conftest import World
 
 SERVICE_OWNER = ("demo-so", "demo-so-password")
@@ -32,8 +33,30 @@ END_USER = ("demo-eus", "demo-eus-password")
 REPORTEE = "310000019"
 
 
-def _live_operations(world: World) -> list[LegacySide]:
-    return [operation.legacy for operation in world.app[SERVICES].mappings.current().operations.values()]
+@dataclass(frozen=True)
+class Live:
+    """A mapped operation as the running proxy serves it."""
+
+    legacy: LegacySide
+    service: Service
+    operation: Operation
+    contract: OperationContract
+
+    @property
+    def binding(self) -> str:
+        return self.service.binding.value
+
+
+def _live_operations(world: World) -> list[Live]:
+    mapping_set = world.app[SERVICES].mappings.current()
+    live = []
+    for compiled in mapping_set.operations.values():
+        service = mapping_set.surface.catalogue.by_name(compiled.legacy.service)
+        assert service is not None
+        operation = service.operation(compiled.legacy.operation)
+        assert operation is not None
+        live.append(Live(compiled.legacy, service, operation, compiled.contract))
+    return live
 
 
 def _endpoint(legacy: LegacySide) -> str:
@@ -91,10 +114,10 @@ def _describe(url: str, operations: list[str]) -> dict[str, Described]:
     return found
 
 
-def _describe_all(proxy_url: str, operations: list[LegacySide]) -> dict[tuple[str, str], Described]:
+def _describe_all(proxy_url: str, operations: list[Live]) -> dict[tuple[str, str], Described]:
     by_endpoint: dict[str, list[str]] = defaultdict(list)
-    for legacy in operations:
-        by_endpoint[_endpoint(legacy)].append(legacy.operation)
+    for live in operations:
+        by_endpoint[_endpoint(live.legacy)].append(live.legacy.operation)
     described = {}
     for endpoint, names in by_endpoint.items():
         for name, description in _describe(proxy_url + endpoint, names).items():
@@ -106,18 +129,19 @@ async def test_every_mapped_operation_is_described_with_its_types_in_the_served_
     operations = _live_operations(world)
     described = await asyncio.to_thread(_describe_all, world.proxy_url, operations)
 
-    assert {legacy.binding for legacy in operations} == {"basic", "basic_streamed", "ws"}
-    for legacy in operations:
+    assert {live.binding for live in operations} == {"basic", "basic_streamed", "ws"}
+    for live in operations:
+        legacy = live.legacy
         found = described[(_endpoint(legacy), legacy.operation)]
-        assert found.soap_version == ("Soap12Binding" if legacy.binding == "ws" else "Soap11Binding")
-        assert found.request_element == legacy.request_element
-        assert found.response_element == legacy.response_element
+        assert found.soap_version == ("Soap12Binding" if live.binding == "ws" else "Soap11Binding")
+        assert found.request_element == live.contract.request_name.clark
+        assert found.response_element == live.contract.response_name.clark
         assert found.request_members, f"{legacy.operation}: the served request element is an empty shell"
         credentials_in_body = {"systemUserName", "systemPassword"} & set(found.request_members)
         credentials_in_headers = {"SystemUserName", "SystemPassword"} & set(found.request_headers)
         # WS callers authenticate with a UsernameToken; Basic ones in the body, or in SOAP headers
         # for WCF message contracts: the served WSDL must say where, or zeep cannot send them.
-        placement = _placement(legacy)
+        placement = live.operation.credentials
         if placement is CredentialPlacement.HEADER:
             assert credentials_in_headers == {"SystemUserName", "SystemPassword"}, legacy.operation
             assert not credentials_in_body
@@ -136,14 +160,6 @@ async def test_every_mapped_operation_is_described_with_its_types_in_the_served_
         "SystemUserName",
     )
     assert described_headers["GetCorrespondenceStatusHistoryBasic"] == ("SystemPassword", "SystemUserName")
-
-
-def _placement(legacy: LegacySide) -> CredentialPlacement:
-    service = default_catalogue().by_name(legacy.service)
-    assert service is not None, legacy.service
-    operation = service.operation(legacy.operation)
-    assert operation is not None, legacy.operation
-    return operation.credentials
 
 
 def _fault(call: Callable[[], Any]) -> str | None:
@@ -231,7 +247,7 @@ def _call_every_service(
 
 async def test_a_client_of_the_served_wsdl_calls_every_service_on_every_binding(world: World) -> None:
     endpoints = {
-        legacy.service: (_endpoint(legacy), str(legacy.binding)) for legacy in _live_operations(world)
+        live.legacy.service: (_endpoint(live.legacy), live.binding) for live in _live_operations(world)
     }
     assert set(CALLS) == set(endpoints), "every mapped service needs a call case here"
 

@@ -11,14 +11,32 @@ from proxy.mapping.compiler import load_mapping_set
 from proxy.mapping.tools import check
 from tests.mapping.helpers import MAPPINGS
 
+NS = "http://www.altinn.no/services/ServiceEngine/ContextHandler/2014/10"
 MINIMAL = """\
 version: 1
+namespaces:
+  t: urn:test:types
+types:
+  t:Context:
+    Status: string required
+    Count: int
 operations:
   - legacy:
-      service: PingService
-      operation: PingBasic
-      request_element: "{urn:test}PingBasic"
-      response_element: "{urn:test}PingBasicResponse"
+      service: ContextHandlerExternalBasic
+      operation: GetReporteeElementContextExternalBasic
+      endpoint: /ServiceEngineExternal/ContextHandlerExternalBasic.svc
+      binding: basic
+      soap_action: NS/IContextHandlerExternalBasic/GetReporteeElementContextExternalBasic
+    contract:
+      request:
+        fields:
+          systemUserName: string required
+          systemPassword: string required
+          Reportee: string required
+          Text: string nillable
+      response:
+        fields:
+          GetReporteeElementContextExternalBasicResult: t:Context nillable
     identity:
       as: system_user
       reportee: fields.reportee
@@ -33,12 +51,21 @@ operations:
           method: GET
           path: "/correspondence/api/v1/correspondence/{{ fields.text }}"
     answer: |
-      <PingBasicResponse xmlns="urn:test"><Result>{{ results.lookup.status }}</Result></PingBasicResponse>
+      <GetReporteeElementContextExternalBasicResponse xmlns="NS">
+        <GetReporteeElementContextExternalBasicResult xmlns:t="urn:test:types">
+          <t:Status>{{ results.lookup.status }}</t:Status>
+          <t:Count>1</t:Count>
+        </GetReporteeElementContextExternalBasicResult>
+      </GetReporteeElementContextExternalBasicResponse>
     example:
-      request: <PingBasic xmlns="urn:test"><Reportee>910000000</Reportee><Text>x</Text></PingBasic>
+      request: |
+        <GetReporteeElementContextExternalBasic xmlns="NS">
+          <systemUserName>x</systemUserName><systemPassword>x</systemPassword>
+          <Reportee>910000000</Reportee><Text>x</Text>
+        </GetReporteeElementContextExternalBasic>
       responses:
         lookup: {json: {status: Published}}
-"""
+""".replace("NS", NS)
 
 
 def _write(directory: Path, text: str) -> Path:
@@ -67,8 +94,8 @@ def test_a_minimal_mapping_passes(tmp_path: Path) -> None:
         ("      scopes:", "      scopez:", "scopez", "unknown key 'scopez'"),
         ("{{ fields.text }}", "{{ fields.txt }}", "fields.txt", "undefined field fields.txt"),
         ("{{ results.lookup.status }}", "{{ result.lookup }}", "answer: |", "undefined variable 'result'"),
-        ("<Result>{{", "<Result>{% if %}{{", "answer: |", "does not compile"),
-        ("</Result>", "</Resul>", "answer: |", "well-formed"),
+        ("<t:Status>{{", "<t:Status>{% if %}{{", "answer: |", "does not compile"),
+        ("</t:Status>", "</t:Statu>", "answer: |", "well-formed"),
         (
             "        lookup: {json",
             "        other: {json",
@@ -76,6 +103,61 @@ def test_a_minimal_mapping_passes(tmp_path: Path) -> None:
             "no canned response for step 'lookup'",
         ),
         ("      text: Text", "      text: Text/[1]", "Text/[1]", "local names"),
+        # The legacy side must be the catalogue's, in every detail.
+        (
+            "IContextHandlerExternalBasic/GetReporteeElementContextExternalBasic",
+            "IContextHandlerExternalBasic/GetContext",
+            "soap_action:",
+            "SOAPAction",
+        ),
+        (
+            "      operation: GetReporteeElementContextExternalBasic",
+            "      operation: GetContextBasic",
+            "operation: GetContextBasic",
+            "unknown operation 'GetContextBasic' of ContextHandlerExternalBasic",
+        ),
+        (
+            "      service: ContextHandlerExternalBasic",
+            "      service: PingService",
+            "PingService",
+            "unknown service",
+        ),
+        ("      binding: basic", "      binding: ws", "binding: ws", "does not match the endpoint"),
+        (
+            "      endpoint: /ServiceEngineExternal/ContextHandlerExternalBasic.svc",
+            "      endpoint: /ServiceEngineExternal/ContextHandlerExternal.svc",
+            "endpoint:",
+            "is not ContextHandlerExternalBasic's",
+        ),
+        # The example answer must conform to the declared response type.
+        (
+            "          <t:Status>{{ results.lookup.status }}</t:Status>\n          <t:Count>1</t:Count>",
+            "          <t:Count>1</t:Count>\n          <t:Status>{{ results.lookup.status }}</t:Status>",
+            "answer: |",
+            "Status is out of order: it must come before Count",
+        ),
+        (
+            "          <t:Status>{{ results.lookup.status }}</t:Status>\n",
+            "",
+            "answer: |",
+            "GetReporteeElementContextExternalBasicResult/Status is required but missing",
+        ),
+        ("<t:Count>1</t:Count>", "<t:Count>one</t:Count>", "answer: |", "'one', not a valid int"),
+        (
+            "<t:Count>1</t:Count>",
+            '<t:Count xmlns:i="http://www.w3.org/2001/XMLSchema-instance" i:nil="true"/>',
+            "answer: |",
+            "Count is nil but not nillable",
+        ),
+        # The contract itself, and the field paths read against it.
+        ("          Text: string nillable", "          Text: strng", "Text: strng", "unknown type 'strng'"),
+        (
+            "          Text: string nillable",
+            "          Text: x:Thing",
+            "Text: x:Thing",
+            "unknown namespace prefix 'x'",
+        ),
+        ("      text: Text", "      text: Txt", "text: Txt", "has no element 'Txt'"),
     ],
     ids=[
         "typo-key",
@@ -85,6 +167,18 @@ def test_a_minimal_mapping_passes(tmp_path: Path) -> None:
         "malformed-xml",
         "example",
         "path",
+        "wrong-soap-action",
+        "unknown-operation",
+        "unknown-service",
+        "binding-not-the-endpoints",
+        "wrong-endpoint",
+        "answer-elements-swapped",
+        "answer-required-element-missing",
+        "answer-wrong-type",
+        "answer-nil-not-nillable",
+        "unknown-type",
+        "unknown-prefix",
+        "field-path-not-in-contract",
     ],
 )
 def test_a_broken_mapping_is_refused_with_file_and_line(
@@ -123,7 +217,7 @@ def test_a_missing_template_file_is_reported(tmp_path: Path) -> None:
 
 
 def test_a_yaml_syntax_error_has_its_line(tmp_path: Path) -> None:
-    text = MINIMAL.replace("      operation: PingBasic", "      operation: [PingBasic")
+    text = MINIMAL.replace("      binding: basic", "      binding: [basic")
     _write(tmp_path, text)
     (problem,) = check(tmp_path)
     assert "not valid YAML" in problem.message

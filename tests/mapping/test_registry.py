@@ -14,11 +14,12 @@ from proxy.mapping import Engine, MappingRegistry, OperationRequest, RoutingTabl
 from proxy.mapping.calls import Altinn3Response
 from proxy.mapping.dryrun import DryRun, drive
 from proxy.mapping.metrics import MAPPING_SET
-from tests.mapping.test_check import MINIMAL
+from tests.mapping.test_check import MINIMAL, NS
 
 VENDOR = Principal("vendor", CallerKind.END_USER_SYSTEM, orgs={"910000000": OrgGrant("910000000")})
+SERVICE, OPERATION = "ContextHandlerExternalBasic", "GetReporteeElementContextExternalBasic"
 BODY = etree.fromstring(
-    b'<PingBasic xmlns="urn:test"><Reportee>910000000</Reportee><Text>x</Text></PingBasic>'
+    f'<{OPERATION} xmlns="{NS}"><Reportee>910000000</Reportee><Text>x</Text></{OPERATION}>'
 )
 RESPONSES = {"lookup": Altinn3Response(200, json={"status": "Published"})}
 
@@ -32,10 +33,12 @@ async def _no_sleep(_: float) -> None:
 
 
 def _answer_text(engine: Engine) -> str:
-    answer = drive(
-        engine.start(OperationRequest("PingService", "PingBasic", BODY, VENDOR)), DryRun(RESPONSES).answer
-    )
-    return "".join(answer.element().itertext())
+    answer = drive(engine.start(OperationRequest(SERVICE, OPERATION, BODY, VENDOR)), DryRun(RESPONSES).answer)
+    return _status(answer.element())
+
+
+def _status(answer: etree._Element) -> str:
+    return answer.findtext(".//{urn:test:types}Status") or ""
 
 
 async def test_hot_reload_under_load_swaps_atomically_and_refuses_a_broken_change(
@@ -59,7 +62,7 @@ async def test_hot_reload_under_load_swaps_atomically_and_refuses_a_broken_chang
             await asyncio.sleep(0)
 
     # A plan started before the swap must finish on the set it started with.
-    in_flight = engine.start(OperationRequest("PingService", "PingBasic", BODY, VENDOR))
+    in_flight = engine.start(OperationRequest(SERVICE, OPERATION, BODY, VENDOR))
     first_call = next(in_flight)
 
     clients = [asyncio.create_task(client()) for _ in range(8)]
@@ -90,7 +93,7 @@ async def test_hot_reload_under_load_swaps_atomically_and_refuses_a_broken_chang
 
     with pytest.raises(StopIteration) as finished:
         in_flight.send(Altinn3Response(200, json={"status": "Published"}))
-    assert "".join(finished.value.value.element().itertext()) == "Published"
+    assert _status(finished.value.value.element()) == "Published"
     assert first_call.path == "/correspondence/api/v1/correspondence/x"
 
     mapping.write_text(MINIMAL)

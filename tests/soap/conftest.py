@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -11,11 +12,13 @@ from aiohttp.test_utils import TestServer
 from lxml import etree
 
 from proxy.identity.principal import CallerKind, LegacyCredentials, Principal
-from proxy.soap.contracts import BUILTIN_CONTRACTS, ElementDecl, Field, OperationContract
+from proxy.soap.contracts import ElementDecl, Field, OperationContract
 from proxy.soap.encode import SoapReply
 from proxy.soap.request import SoapCall
+from proxy.soap.surface import Surface
 from proxy.soap.xmlsafe import XmlLimits
 from proxy.web.soap import SoapConfig, SoapContext, add_soap_routes
+from tests.shipped import shipped_surface
 
 CORR_NS = "http://www.altinn.no/services/ServiceEngine/Correspondence/2009/10"
 BROKER_NS = "http://www.altinn.no/services/ServiceEngine/Broker/2015/06"
@@ -40,6 +43,17 @@ class Recorder:
     calls: list[SoapCall] = field(default_factory=list)
     uploads: list[bytes] = field(default_factory=list)
     principals: list[Principal | None] = field(default_factory=list)
+
+
+def echo_surface() -> Surface:
+    """The shipped services, with the echo contract in place of ``InsertCorrespondenceBasicV2``'s."""
+    shipped = shipped_surface()
+    return Surface.of(
+        shipped.catalogue,
+        shipped.contracts.with_contract(
+            "CorrespondenceAgencyExternalBasic", "InsertCorrespondenceBasicV2", ECHO_CONTRACT
+        ),
+    )
 
 
 def make_app(recorder: Recorder, *, max_bytes: int = 2 * 1024 * 1024) -> web.Application:
@@ -85,11 +99,9 @@ def make_app(recorder: Recorder, *, max_bytes: int = 2 * 1024 * 1024) -> web.App
             raise AuthenticationFailed("wrong system user name or password")
         return Principal(caller_id=credentials.username, kind=CallerKind.SERVICE_OWNER)
 
+    surface = echo_surface()
     config = SoapConfig(
         limits=XmlLimits(max_bytes=max_bytes),
-        contracts=BUILTIN_CONTRACTS.with_contract(
-            "CorrespondenceAgencyExternalBasic", "InsertCorrespondenceBasicV2", ECHO_CONTRACT
-        ),
         max_attachment_bytes=10 * 1024 * 1024,
     )
     app = web.Application()
@@ -105,6 +117,7 @@ def make_app(recorder: Recorder, *, max_bytes: int = 2 * 1024 * 1024) -> web.App
         },
         config=config,
         authenticate=authenticate,
+        surface=lambda: surface,
     )
     return app
 
@@ -118,4 +131,5 @@ def recorder() -> Recorder:
 @pytest.fixture
 async def server(aiohttp_server, recorder: Recorder) -> TestServer:  # type: ignore[no-untyped-def]
     """The SOAP front on 127.0.0.1."""
+    await asyncio.to_thread(shipped_surface)  # compiled off the loop, once
     return await aiohttp_server(make_app(recorder))

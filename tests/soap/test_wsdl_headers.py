@@ -16,7 +16,6 @@ from lxml import etree
 
 from proxy.soap.catalogue import Service, default_catalogue
 from proxy.soap.contracts import (
-    BUILTIN_CONTRACTS,
     ComplexType,
     ContractRegistry,
     ElementDecl,
@@ -26,6 +25,7 @@ from proxy.soap.contracts import (
 )
 from proxy.soap.names import XS_NS
 from proxy.soap.wsdl import WSDL_NS, WSDL_SOAP11_NS, WSDL_SOAP12_NS, describe
+from tests.shipped import shipped_surface
 
 NS = "http://www.altinn.no/services/ServiceEngine/Correspondence/2009/10"
 OTHER_NS = "urn:test:headers"
@@ -181,7 +181,7 @@ def test_a_soap12_binding_binds_its_headers_with_soap12_header(tmp_path: Path) -
 
 def test_operations_without_headers_bind_only_the_body() -> None:
     service = _service("CorrespondenceAgencyExternalBasic")
-    root = _root(describe(service, BUILTIN_CONTRACTS, ADDRESS).wsdl)
+    root = _root(describe(service, shipped_surface().contracts, ADDRESS).wsdl)
 
     assert _bound_headers(root, "InsertCorrespondenceBasicV2", "input") == []
     assert _bound_headers(root, "Test", "input") == []
@@ -275,7 +275,7 @@ def test_served_headers_are_the_original_wsdls_headers(
     service_name: str, operation: str, reference: os.PathLike[str]
 ) -> None:
     original = _root((Path(reference) / "altinn2" / ORIGINALS[(service_name, operation)]).read_bytes())
-    served = _root(describe(_service(service_name), BUILTIN_CONTRACTS, ADDRESS).wsdl)
+    served = _root(describe(_service(service_name), shipped_surface().contracts, ADDRESS).wsdl)
 
     for direction in ("input", "output"):
         assert _header_elements(served, operation, direction) == _header_elements(
@@ -284,9 +284,9 @@ def test_served_headers_are_the_original_wsdls_headers(
         assert _body_element(served, operation, direction) == _body_element(original, operation, direction)
 
 
-def test_every_service_of_the_catalogue_describes_its_builtin_contracts() -> None:
+def test_every_service_of_the_catalogue_describes_its_declared_contracts() -> None:
     described = {
-        service.name: _root(describe(service, BUILTIN_CONTRACTS, ADDRESS).wsdl)
+        service.name: _root(describe(service, shipped_surface().contracts, ADDRESS).wsdl)
         for service in default_catalogue().services
     }
 

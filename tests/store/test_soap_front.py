@@ -7,6 +7,7 @@ will provide (resolve the ``ReceiptId`` for the caller's org, answer the receipt
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import Callable, Coroutine
@@ -23,6 +24,7 @@ from proxy.soap.encode import SoapReply
 from proxy.soap.request import SoapCall
 from proxy.store import RECEIPT_KIND, Receipt, ReceiptStatus, Store
 from proxy.web.soap import SoapConfig, SoapContext, add_soap_routes
+from tests.shipped import shipped_surface
 
 ORG_A = "310000019"
 ORG_B = "310000027"
@@ -90,7 +92,9 @@ async def test_org_b_cannot_read_org_a_receipt_through_soap(
         handlers={("ReceiptExternalBasic", "GetReceiptBasicV2"): receipt_handler(store)},
         config=SoapConfig(),
         authenticate=authenticate,
+        surface=shipped_surface,
     )
+    await asyncio.to_thread(shipped_surface)  # compiled off the loop, once
     client = await aiohttp_client(app)
 
     async def ask(user: str, legacy_id: int) -> tuple[int, str]:
