@@ -4,7 +4,7 @@ The service owner's zeep client is built from the ORIGINAL ``CorrespondenceAgenc
 Only EC/EC2 WSDLs survive for the end-user services (``ReporteeElementList``,
 ``CorrespondenceExternal``), so the end-user system's clients are built from the proxy's own served
 Basic WSDLs (``?wsdl``), which the contract declarations in
-``proxy/soap/contracts_correspondence_enduser.py`` describe.
+``mappings/correspondence-enduser.yaml`` declares (its ``contract`` blocks).
 """
 
 from __future__ import annotations
