@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -22,20 +22,16 @@ from aiohttp import web
 
 from proxy.altinn3.client import Altinn3Client
 from proxy.altinn3.client import Timeouts as Altinn3Timeouts
-from proxy.altinn3.executor import execute
 from proxy.errors import ProxyError, TokenError
 from proxy.identity.authenticator import Authenticator
 from proxy.identity.certificates import ClientCertificateAuthenticator, load_ca_bundle, parse_networks
 from proxy.identity.credentials import CredentialStore, load_credentials
 from proxy.identity.lockout import LockoutPolicy
-from proxy.identity.principal import LegacyCredentials, OrgGrant, Principal
-from proxy.identity.reportee import authorize, parse_reportee
+from proxy.identity.principal import LegacyCredentials, Principal
 from proxy.identity.verified import VerifiedPasswords
 from proxy.mapping.calls import BaseUrls
 from proxy.mapping.compiler import load_mapping_set
-from proxy.mapping.engine import Engine, OperationRequest
-from proxy.mapping.registry import MappingRegistry
-from proxy.mapping.routing import Route, RoutingTable
+from proxy.mapping.engine import Engine
 from proxy.maskinporten.config import (
     MaskinportenConfig,
     RefreshPolicy,
@@ -46,11 +42,10 @@ from proxy.maskinporten.config import (
 from proxy.maskinporten.config import Timeouts as TokenTimeouts
 from proxy.maskinporten.online import Verdict, subjects, verdict
 from proxy.maskinporten.provider import TokenProvider
+from proxy.pipeline import MappedOperations, MappingRegistry, Pipeline, authorize_reportee, routing_table
 from proxy.settings import Settings
-from proxy.soap.catalogue import CredentialPlacement, default_catalogue
+from proxy.soap.catalogue import default_catalogue
 from proxy.soap.contracts import ContractRegistry
-from proxy.soap.encode import SoapReply
-from proxy.soap.headers import with_header_fields
 from proxy.soap.request import SoapCall
 from proxy.soap.surface import Surface
 from proxy.soap.xmlsafe import XmlLimits
@@ -59,7 +54,7 @@ from proxy.web.health import Readiness, add_health_routes
 from proxy.web.middleware import request_context
 from proxy.web.rest import RestIdentity, add_rest_routes
 from proxy.web.soap import Authenticator as SoapAuthenticator
-from proxy.web.soap import OperationHandler, SoapConfig, SoapContext, add_soap_routes
+from proxy.web.soap import SoapConfig, add_soap_routes
 
 SETTINGS = web.AppKey("settings", Settings)
 log = structlog.get_logger("proxy.app")
@@ -74,7 +69,8 @@ class Services:
     tokens: TokenProvider
     altinn3: Altinn3Client
     mappings: MappingRegistry
-    engine: Engine
+    #: Runs mapped operations (the fronts' way to the engine and the executor).
+    pipeline: Pipeline
     #: Enterprise-certificate authentication for the legacy REST front (None: no client CA configured).
     certificates: ClientCertificateAuthenticator | None = None
 
@@ -91,7 +87,7 @@ def create_app(settings: Settings, readiness: Readiness | None = None) -> web.Ap
     app.cleanup_ctx.append(_services_context(readiness))
     add_soap_routes(
         app,
-        handlers=MappedOperations(app),
+        handlers=MappedOperations(_pipeline_of(app)),
         config=soap_config(settings),
         authenticate=_authenticate_with(app),
         surface=_surface_of(app),
@@ -118,70 +114,12 @@ def soap_config(settings: Settings) -> SoapConfig:
     )
 
 
-def routing_table(settings: Settings) -> RoutingTable:
-    """The settings' routing tables as the mapping engine's lookup table."""
-    routes: dict[tuple[str, str], dict[str, Any]] = {}
-    for route in settings.routing.correspondence:
-        routes.setdefault((route.service_code, route.service_edition), {})["resource_id"] = route.resource_id
-    for broker in settings.routing.broker:
-        key = (broker.service_code, broker.service_edition)
-        routes.setdefault(key, {}).update(
-            broker_resource=broker.resource_id,
-            manifest_shim=broker.manifest_shim,
-            require_zip=broker.require_zip,
-        )
-    for app_route in settings.routing.apps:
-        key = (app_route.service_code, app_route.service_edition)
-        routes.setdefault(key, {}).update(org=app_route.org, app=app_route.app, data_type=app_route.data_type)
-    return RoutingTable.of(Route(code, edition, **fields) for (code, edition), fields in routes.items())
+def _pipeline_of(app: web.Application) -> Callable[[], Pipeline | None]:
+    def pipeline() -> Pipeline | None:
+        services = app.get(SERVICES)
+        return services.pipeline if services is not None else None
 
-
-def authorize_reportee(principal: Principal, reportee: str) -> OrgGrant:
-    """Validate the reportee number, then check the caller may act for it."""
-    return authorize(principal, parse_reportee(reportee))
-
-
-class MappedOperations(Mapping[tuple[str, str], OperationHandler]):
-    """The SOAP handlers: every operation of the *current* mapping set (hot reload included)."""
-
-    def __init__(self, app: web.Application) -> None:
-        self._app = app
-
-    def _operations(self) -> Mapping[tuple[str, str], Any]:
-        services = self._app.get(SERVICES)
-        return services.mappings.current().operations if services is not None else {}
-
-    def __getitem__(self, key: tuple[str, str]) -> OperationHandler:
-        if key not in self._operations():
-            raise KeyError(key)
-        return self._handle
-
-    def __iter__(self) -> Iterator[tuple[str, str]]:
-        return iter(self._operations())
-
-    def __len__(self) -> int:
-        return len(self._operations())
-
-    async def _handle(self, call: SoapCall, context: SoapContext) -> SoapReply:
-        services = self._app[SERVICES]
-        assert context.principal is not None  # every mapped operation carries credentials
-        streams = {"attachment": call.attachment} if call.attachment is not None else {}
-        body = call.body
-        if call.operation.credentials is CredentialPlacement.HEADER:
-            body = with_header_fields(call.body, call.headers)
-        try:
-            plan = services.engine.start(
-                OperationRequest(call.service.name, call.operation.name, body, context.principal, streams)
-            )
-            answer = await execute(plan, services.altinn3, services.store)
-        finally:
-            # An upload the plan did not (fully) send must not keep reading the client's socket.
-            close = getattr(call.attachment, "aclose", None)
-            if close is not None:
-                await close()
-        if answer.stream is None:
-            return SoapReply(None, xml=answer.xml)  # spliced into the envelope, not parsed again
-        return SoapReply(answer.element(), stream=answer.stream)
+    return pipeline
 
 
 def _surface_of(app: web.Application) -> Callable[[], Surface]:
@@ -400,8 +338,9 @@ def _services_context(readiness: Readiness) -> Any:
             watcher = asyncio.create_task(mappings.watch(), name="mapping-watcher")
             stack.push_async_callback(_stop, watcher)
             engine = Engine(mappings.current, routing_table(settings), authorize=authorize_reportee)
+            pipeline = Pipeline(mappings, engine, altinn3, store)
             certificates = await asyncio.to_thread(certificate_authenticator, settings, credentials)
-            app[SERVICES] = Services(store, authenticator, tokens, altinn3, mappings, engine, certificates)
+            app[SERVICES] = Services(store, authenticator, tokens, altinn3, mappings, pipeline, certificates)
 
             async def store_check() -> dict[str, Any]:
                 await store.ping()

@@ -37,7 +37,11 @@ echo credentials.
     │   ├── TokenRefused               Maskinporten answered an error (MP-nnn)
     │   └── TokenUnavailable           network failure/timeout towards Maskinporten (503)
     ├── StoreUnavailable               the state store cannot be reached       (Server, 503)
+    ├── MappingRuntimeError            a mapping's template/expression failed  (Server, 500)
     └── ConfigurationError             settings or mappings invalid (start-up; never a fault)
+
+Anything else raised while serving a request is a bug: the front logs its stack trace and answers
+a generic Server fault quoting the request id.
 
 The ErrorIDs follow Altinn 2: ``989`` for missing/wrong system credentials, ``0`` for an end user
 that may not act, ``5`` for a system that cannot be authorized for the reportee; ``30001`` is used
@@ -265,6 +269,21 @@ class StoreUnavailable(ProxyError):
     error_id = 30020
     http_status = 503
     kind = "store_unavailable"
+
+
+class MappingRuntimeError(ProxyError):
+    """A mapping's template or expression failed on this request: a bug of the mapping, not the caller's.
+
+    ``location`` is the mapping's ``file:line``, and the cause is chained: both are for the
+    operator's log; the legacy client reads only that the translation failed.
+    """
+
+    http_status = 500
+    kind = "mapping_error"
+
+    def __init__(self, message: str, *, location: str | None = None) -> None:
+        super().__init__(message)
+        self.location = location
 
 
 class ConfigurationError(ProxyError):

@@ -13,7 +13,6 @@ from pathlib import Path
 
 from lxml import etree
 
-from proxy.app import authorize_reportee, routing_table
 from proxy.errors import ProxyError, UnknownOperation
 from proxy.identity.authenticator import Authenticator
 from proxy.identity.credentials import CredentialStore
@@ -21,6 +20,7 @@ from proxy.mapping.calls import BaseUrls
 from proxy.mapping.compiler import load_mapping_set
 from proxy.mapping.engine import OperationRequest
 from proxy.mapping.tools import explain, load_responses
+from proxy.pipeline import authorize_reportee, routing_table
 from proxy.settings import Settings
 from proxy.soap.catalogue import TEST_OPERATION_NAME, Catalogue, Service
 from proxy.soap.envelope import SoapVersion

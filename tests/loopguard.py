@@ -174,7 +174,7 @@ def _guarded_run(handle: asyncio.Handle) -> None:
 
 def install() -> None:
     """Route every asyncio callback through the guard of its loop, where that loop has one."""
-    asyncio.events.Handle._run = _guarded_run  # type: ignore[method-assign]
+    asyncio.events.Handle._run = _guarded_run  # type: ignore[method-assign,assignment]
     if _collector not in gc.callbacks:
         gc.callbacks.append(_collector)
 

@@ -1,4 +1,8 @@
-"""The outbound Altinn 3 client: tokens, timeouts, retries, circuit breaking, ProblemDetails.
+"""The outbound Altinn 3 client: tokens, timeouts, retries, the 401 replay, circuit breaking.
+
+It sends and returns what came back; what a status *means* (an answer, an accepted error, a
+refusal the fault table translates) is decided by the plan (:func:`proxy.mapping.problem.judge`),
+so live traffic, ``explain`` and the load-time examples share one judgement.
 
 Invariants:
 * Every request carries an explicit ``aiohttp.ClientTimeout``; streamed transfers have no total
@@ -7,8 +11,10 @@ Invariants:
 * Only replayable bodies are sent twice (a stream from the legacy request is read once). A call is
   retried on 502/503/504 and connection failures only when it is idempotent, except that a refused
   connection (the request never left) is retried for any replayable call.
-* Failures become :class:`UpstreamUnavailable` (no answer, 5xx, open circuit) or
-  :class:`UpstreamError` (4xx); tokens never reach a message, a log line or a metric.
+* An error status (4xx, or 5xx once retries are spent) is returned with its body read (bounded).
+  Only the absence of an answer raises: :class:`UpstreamUnavailable` for a connection failure, a
+  timeout or an open circuit, :class:`UpstreamError` for an answer too large or not JSON. Tokens
+  never reach a message, a log line or a metric.
 """
 
 from __future__ import annotations
@@ -25,7 +31,6 @@ import aiohttp
 
 from proxy.altinn3 import metrics
 from proxy.altinn3.breaker import Breakers
-from proxy.altinn3.problem import parse_problem, problem_error
 from proxy.errors import UpstreamError, UpstreamUnavailable
 from proxy.mapping.calls import (
     Altinn3Call,
@@ -103,7 +108,7 @@ class Altinn3Client:
         self._sleep = sleep
 
     async def send(self, call: Altinn3Call) -> Altinn3Response:
-        """Send ``call``; the response, or an :class:`UpstreamError` (see the module invariants)."""
+        """Send ``call``; the response, whatever its status (see the module invariants)."""
         url = self._urls.resolve(call)
         breaker = self._breakers.for_host(urlsplit(url).netloc)
         replayable = not isinstance(call.body, StreamBody)
@@ -159,11 +164,11 @@ class Altinn3Client:
                     metrics.RETRIES.labels(call.api, str(status)).inc()
                     await self._sleep(self._retry.delay(retries))
                     continue
-                raise problem_error(call.api, call.method, parse_problem(status, body))
+                return Altinn3Response(status, dict(response.headers), content=body)
             breaker.record_success()
-            if status >= 400 and status not in call.accept_status:
-                body = await _read_quietly(response)
-                raise problem_error(call.api, call.method, parse_problem(status, body))
+            if status >= 400:
+                headers = dict(response.headers)
+                return Altinn3Response(status, headers, content=await _read_quietly(response))
             return await _answer(call, response)
 
     @staticmethod
@@ -235,7 +240,7 @@ def _too_large(call: Altinn3Call, status: int) -> UpstreamError:
 
 async def _answer(call: Altinn3Call, response: aiohttp.ClientResponse) -> Altinn3Response:
     headers = dict(response.headers)
-    if call.response is ResponseKind.STREAM and response.status < 400:
+    if call.response is ResponseKind.STREAM:
         return Altinn3Response(response.status, headers, stream=_stream(call, response))
     # Every answer read whole is bounded, also when it comes chunked without a Content-Length: a
     # whole-bytes download (an attachment inlined into a legacy answer) by MAX_INLINE_BYTES, anything
@@ -252,7 +257,7 @@ async def _answer(call: Altinn3Call, response: aiohttp.ClientResponse) -> Altinn
         raise _unavailable(call, error) from None
     finally:
         response.release()
-    if call.response is ResponseKind.JSON and response.status < 400:
+    if call.response is ResponseKind.JSON:
         try:
             value = json.loads(body) if body else None
         except ValueError:

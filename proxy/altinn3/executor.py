@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+from proxy.altinn3.peek import peek
 from proxy.errors import NotFound, ProxyError, TokenError, UpstreamError
 from proxy.mapping.calls import (
     AllocateId,
@@ -43,7 +44,6 @@ from proxy.mapping.calls import (
     Wait,
 )
 from proxy.mapping.engine import Plan
-from proxy.mapping.peek import peek
 from proxy.store.model import (
     Begun,
     IdempotencyKey,

@@ -1,7 +1,10 @@
 """Declarative mapping of legacy operations to Altinn 3 calls (pure: no aiohttp, no I/O but loading).
 
+The active set and its hot reload live in :mod:`proxy.pipeline.registry`, stream peeking in
+:mod:`proxy.altinn3.peek`: both beside the executor.
+
 Public API: :class:`Engine`, :class:`OperationRequest`, :class:`MappingSet`, :func:`load_mapping_set`,
-:class:`MappingRegistry`, :class:`RoutingTable`/:class:`Route`, the call values of
+:class:`RoutingTable`/:class:`Route`, the call values of
 :mod:`proxy.mapping.calls`, and :func:`proxy.mapping.tools.check` / :func:`proxy.mapping.tools.explain`.
 """
 
@@ -18,7 +21,6 @@ from proxy.mapping.calls import (
 )
 from proxy.mapping.compiler import load_directory, load_mapping_set
 from proxy.mapping.engine import Engine, MappingSet, OperationRequest, Plan
-from proxy.mapping.registry import MappingRegistry
 from proxy.mapping.routing import Route, RoutingTable
 
 __all__ = [
@@ -30,7 +32,6 @@ __all__ = [
     "Engine",
     "IdStore",
     "LegacyAnswer",
-    "MappingRegistry",
     "MappingSet",
     "OperationRequest",
     "Plan",

@@ -22,7 +22,7 @@ from lxml import etree
 from pydantic import ValidationError
 
 from proxy import errors
-from proxy.errors import ConfigurationError, ProxyError
+from proxy.errors import ConfigurationError, MappingRuntimeError, ProxyError
 from proxy.identity.principal import CallerKind, OrgGrant, Principal
 from proxy.mapping.calls import Altinn3Response, ResponseKind
 from proxy.mapping.contracts import (
@@ -453,6 +453,7 @@ def _compile_operation(
         idempotency_key=None
         if spec.idempotency is None
         else _value(spec.idempotency.key, names_before_steps, (*loc, "idempotency", "key")),
+        answer_line=positions.line(answer_loc),
     )
     _check_example(operation, spec, (*loc, "example"), contract)
     return operation
@@ -639,6 +640,8 @@ def _check_example(
         answer = drive(plan, DryRun(example_responses(spec)).answer)
     except MissingResponse as error:
         raise _Located((*loc, "responses"), f"example: {error}") from None
+    except MappingRuntimeError as error:
+        raise _Located(loc, f"example does not run: {error.__cause__} (at {error.location})") from None
     except ProxyError as error:
         raise _Located(loc, f"example does not run: {type(error).__name__}: {error}") from None
     try:

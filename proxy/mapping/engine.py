@@ -19,13 +19,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from jinja2 import TemplateError
 from lxml import etree
 
 from proxy import errors
 from proxy.errors import (
     AuthorizationDenied,
-    ConfigurationError,
+    MappingRuntimeError,
     OperationNotTranslated,
     ProxyError,
     TokenError,
@@ -58,8 +57,9 @@ from proxy.mapping.calls import (
     StreamBody,
     Wait,
 )
-from proxy.mapping.expressions import Value
+from proxy.mapping.expressions import ExpressionFailure, Value
 from proxy.mapping.fields import CompiledField, read_fields
+from proxy.mapping.problem import judge
 from proxy.mapping.routing import RoutingTable
 from proxy.mapping.schema import LegacySide
 from proxy.maskinporten.request import TokenRequest
@@ -363,6 +363,8 @@ class CompiledOperation:
     line: int | None
     #: The caller's reference that makes resends idempotent (``idempotency.key``), or None.
     idempotency_key: Evaluate | None = None
+    #: The line of the answer template (for the location of a failure to render it).
+    answer_line: int | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -427,16 +429,28 @@ def run_operation(
     authorize: Authorizer,
     clock: Clock,
 ) -> Plan:
-    """The plan of one operation (a generator; see the module docstring)."""
+    """The plan of one operation (a generator; see the module docstring).
+
+    A template or expression that fails on this request is a :class:`MappingRuntimeError` located
+    at the mapping's ``file:line`` (the step's, or the answer's); any other exception is a bug and
+    goes on as it is.
+    """
+    position = _Position(operation.line)
     try:
-        return (yield from _run(operation, request, routing, authorize, clock))
-    except (ProxyError, GeneratorExit):
-        raise
-    except (TemplateError, TypeError, ValueError, KeyError, AttributeError, IndexError) as error:
-        # A request the mapping did not foresee: a mapping bug, reported with its location.
-        raise ConfigurationError(
-            f"{operation.legacy.operation} failed: {type(error).__name__}: {error}", location=operation.where
-        ) from error
+        return (yield from _run(operation, request, routing, authorize, clock, position))
+    except ExpressionFailure as failure:
+        location = f"{operation.file}:{position.line}" if position.line else operation.file
+        raise MappingRuntimeError(
+            f"The proxy could not translate {operation.legacy.operation}: its mapping failed on this request",
+            location=location,
+        ) from failure
+
+
+@dataclass
+class _Position:
+    """The line of the mapping a plan is evaluating, for the location of a :class:`MappingRuntimeError`."""
+
+    line: int | None
 
 
 def _run(
@@ -445,6 +459,7 @@ def _run(
     routing: RoutingTable,
     authorize: Authorizer,
     clock: Clock,
+    position: _Position,
 ) -> Plan:
     results: dict[str, Any] = {}
     variables: dict[str, Any] = {}
@@ -477,11 +492,13 @@ def _run(
             return LegacyAnswer(operation.legacy.operation, bytes(earlier))
 
     for step in operation.steps:
+        position.line = step.line or operation.line
         try:
             results[step.name] = yield from _run_step(step, context, identity, token, operation, clock)
         except (UpstreamError, TokenError) as error:
             raise translate_fault(operation.faults, error) from error
 
+    position.line = operation.answer_line or operation.line
     xml = operation.answer(context)
     stream = None if operation.answer_stream is None else operation.answer_stream(context)
     return LegacyAnswer(operation.legacy.operation, xml.encode("utf-8"), stream=stream)
@@ -648,7 +665,12 @@ def _load_receipts(
 
 
 def _result(call: Altinn3Call, response: Altinn3Response) -> Any:
-    """What ``results.<step>`` holds: the JSON, the bytes, the stream, or None for an accepted error."""
+    """What ``results.<step>`` holds: the JSON, the bytes, the stream, or None for an accepted error.
+
+    The response is judged first (:func:`proxy.mapping.problem.judge`): a status the step does not
+    accept is raised as the refusal it stands for.
+    """
+    response = judge(call, response)
     if response.status >= 400:
         return None
     if call.response is ResponseKind.JSON:

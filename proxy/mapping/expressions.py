@@ -26,7 +26,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from proxy.broker.manifest import shim_download
 from proxy.broker.zipcheck import require_zip
-from proxy.errors import InvalidField
+from proxy.errors import InvalidField, ProxyError
 from proxy.mapping.fastpath import fast_expression, fast_template, with_fallback
 from proxy.mapping.notifications import notification_block
 
@@ -193,6 +193,31 @@ class ExpressionError(Exception):
     """An expression or template does not compile or refers to something undefined."""
 
 
+class ExpressionFailure(Exception):
+    """Evaluating a compiled expression or template raised: a mapping bug this request revealed.
+
+    A :class:`proxy.errors.ProxyError` raised on purpose (a filter refusing a value) is not one.
+    """
+
+    def __init__(self, source: str, cause: Exception) -> None:
+        super().__init__(f"{type(cause).__name__}: {cause} (in {source.strip()[:120]!r})")
+        self.source = source
+
+
+def guarded(source: str, evaluate: Callable[[Mapping[str, Any]], Any]) -> Callable[[Mapping[str, Any]], Any]:
+    """``evaluate`` with any failure but a deliberate proxy error reported as :class:`ExpressionFailure`."""
+
+    def run(context: Mapping[str, Any]) -> Any:
+        try:
+            return evaluate(context)
+        except ProxyError:
+            raise
+        except Exception as error:
+            raise ExpressionFailure(source, error) from error
+
+    return run
+
+
 class Names:
     """What an expression at one place of a mapping may refer to."""
 
@@ -242,8 +267,13 @@ class Value:
         self.is_literal = literal
 
     def __call__(self, context: Mapping[str, Any]) -> Any:
-        """Evaluate against ``context``."""
-        return self._evaluate(context)
+        """Evaluate against ``context`` (a failure is an :class:`ExpressionFailure`)."""
+        try:
+            return self._evaluate(context)
+        except ProxyError:
+            raise
+        except Exception as error:
+            raise ExpressionFailure(self.source, error) from error
 
 
 _SINGLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>.*?)\}\}\s*$", re.DOTALL)
@@ -285,7 +315,7 @@ def compile_xml_template(source: str, names: Names) -> Callable[[Mapping[str, An
     """Compile an answer template (XML autoescape) and check the names it uses."""
     try:
         names.check(XML.parse(source))
-        return with_fallback(fast_template(XML, source), XML.from_string(source).render)
+        return guarded(source, with_fallback(fast_template(XML, source), XML.from_string(source).render))
     except TemplateSyntaxError as error:
         raise ExpressionError(
             f"template does not compile (template line {error.lineno}): {error.message}"

@@ -1,22 +1,13 @@
-"""A look at the first bytes of a streamed upload before it is sent on (the answer to ``PeekStream``).
+"""The answer to a plan's ``PeekStream``: a stream whose first bytes were read ahead (a value).
 
-Some refusals depend on what a file *is* (Altinn 2 refused a non-ZIP file for a broker service that
-requires ZIP), and must be made before the Altinn 3 upload starts: once the call is under way,
-Altinn 3 holds a partial upload. :func:`peek` reads just enough chunks to see ``size`` bytes and
-hands back a :class:`PeekedStream` that replays them before the rest.
-
-Invariants:
-* Only the chunks read to see ``size`` bytes are held (one chunk, for any sensible chunk size), never
-  more: the rest of the stream is read on demand as before.
-* A :class:`PeekedStream` yields exactly the bytes of its source, in order, and keeps the source's
-  ``length`` so a sized upload still goes out with its ``Content-Length``.
-* Nothing here opens a socket or a file: the executor awaits :func:`peek` on the legacy request's
-  own stream.
+The reading itself is the executor's (:func:`proxy.altinn3.peek.peek`); a dry run builds one from
+canned bytes. A :class:`PeekedStream` yields exactly the bytes of its source, in order, and keeps
+the source's ``length`` so a sized upload still goes out with its ``Content-Length``.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterator
 
 
 class PeekedStream:
@@ -49,20 +40,3 @@ class PeekedStream:
         close = getattr(self._rest, "aclose", None)
         if close is not None:
             await close()
-
-
-async def peek(source: AsyncIterable[bytes], size: int) -> PeekedStream:
-    """Read ``source`` until at least ``size`` bytes are seen (or it ends); replay them, then the rest."""
-    rest = aiter(source)
-    chunks: list[bytes] = []
-    seen = 0
-    while seen < size:
-        try:
-            chunk = await anext(rest)
-        except StopAsyncIteration:
-            break
-        if chunk:
-            chunks.append(chunk)
-            seen += len(chunk)
-    length = getattr(source, "length", None)
-    return PeekedStream(b"".join(chunks)[:size], chunks, rest, length if isinstance(length, int) else None)

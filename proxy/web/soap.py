@@ -3,8 +3,10 @@
 Everything about SOAP itself lives in :mod:`proxy.soap` (sans-IO). This module reads bodies with a
 deadline and a byte budget (413 early on an oversized Content-Length), streams MTOM attachments
 from the socket to the operation handler, writes streamed replies, and is the only place where a
-:class:`proxy.errors.ProxyError` becomes a SOAP fault (and is counted). Unexpected exceptions
-become a generic Server fault carrying the request id; the traceback goes to the log only.
+:class:`proxy.errors.ProxyError` becomes a SOAP fault (and is counted). A
+:class:`~proxy.errors.MappingRuntimeError` is logged with the mapping's file:line and its cause.
+Unexpected exceptions (bugs) become a generic Server fault carrying the request id; the traceback
+goes to the log only.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from lxml import etree
 
 from proxy.errors import (
     AuthenticationFailed,
+    MappingRuntimeError,
     OperationNotTranslated,
     ProxyError,
     RequestTimeout,
@@ -34,6 +37,7 @@ from proxy.observability.metrics import bound
 from proxy.soap.catalogue import TEST_OPERATION_NAME, CredentialPlacement, Operation, Service
 from proxy.soap.encode import EncodedMessage, SoapReply, encode_fault, encode_reply
 from proxy.soap.envelope import MULTIPART_RELATED, ContentType, SoapVersion
+from proxy.soap.handler import OperationHandler, SoapContext
 from proxy.soap.mtom import MessageEnd, MtomInfo, MultipartReader, PartData, PartEnd, PartStart
 from proxy.soap.payload import SizedStream
 from proxy.soap.request import SoapCall, parse_request, request_version
@@ -82,16 +86,6 @@ class SoapConfig:
     original_wsdl_dir: Path | None = None
 
 
-@dataclass(frozen=True)
-class SoapContext:
-    """What a handler knows about the call beyond the SOAP message."""
-
-    request_id: str
-    principal: Principal | None
-    remote: str | None
-
-
-OperationHandler = Callable[[SoapCall, SoapContext], Awaitable[SoapReply]]
 Authenticator = Callable[[LegacyCredentials, SoapCall, str | None], Awaitable[Principal]]
 """``authenticate(credentials, call, peer_address)``; raises AuthenticationFailed."""
 
@@ -162,6 +156,17 @@ class _SoapEndpoint:
             response = await self._write(request, encoded)
             bound(SOAP_REQUESTS, service.name, operation.name, "ok").inc()
             return response
+        except MappingRuntimeError as error:
+            # A mapping bug this request revealed: the operator needs where and why, the client does not.
+            log.error(
+                "mapping.runtime_error",
+                request_id=request_id,
+                location=error.location,
+                service=service.name,
+                operation=operation.name if operation else None,
+                cause=str(error.__cause__),
+            )
+            return self._fault(error, version, request_id, service, operation)
         except ProxyError as error:
             return self._fault(error, version, request_id, service, operation)
         except Exception:

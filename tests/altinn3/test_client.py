@@ -1,4 +1,8 @@
-"""Altinn3Client and the executor against small aiohttp servers on loopback."""
+"""Altinn3Client and the executor against small aiohttp servers on loopback.
+
+The client sends and returns whatever status came back; what a status means is the plan's
+judgement (:func:`proxy.mapping.problem.judge`), which these tests apply where they check it.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from proxy.altinn3 import Altinn3Client, BreakerPolicy, Breakers, RetryPolicy, T
 from proxy.errors import InvalidField, UpstreamError, UpstreamUnavailable
 from proxy.mapping import Engine, OperationRequest, Route, RoutingTable, load_mapping_set
 from proxy.mapping.calls import Altinn3Call, BaseUrls, JsonBody, ResponseKind, StreamBody
+from proxy.mapping.problem import judge
 from proxy.maskinporten.request import TokenRequest
 from proxy.sandbox.observe import observing_middleware
 from proxy.store import open_store
@@ -111,7 +116,7 @@ async def test_a_401_invalidates_the_token_and_replays_once(
     assert seen == ["Bearer secret-token-1", "Bearer secret-token-2"]
 
 
-async def test_a_second_401_is_an_upstream_error_without_the_token(
+async def test_a_second_401_is_returned_and_judged_an_upstream_error_without_the_token(
     aiohttp_server: Any, session: aiohttp.ClientSession
 ) -> None:
     routes = web.RouteTableDef()
@@ -122,8 +127,11 @@ async def test_a_second_401_is_an_upstream_error_without_the_token(
 
     tokens = Tokens()
     client = _client(session, await _serve(aiohttp_server, routes), tokens)
+    call = _call()
+    response = await client.send(call)
+    assert response.status == 401
     with pytest.raises(UpstreamError) as raised:
-        await client.send(_call())
+        judge(call, response)
     assert raised.value.status == 401
     assert raised.value.error_code == "4001"
     assert "secret-token" not in f"{raised.value} {raised.value.extended}"
@@ -164,9 +172,11 @@ async def test_a_post_is_not_retried_after_a_503(aiohttp_server: Any, session: a
         return web.json_response({"title": "busy", "traceId": "00-abc"}, status=503)
 
     client = _client(session, await _serve(aiohttp_server, routes), Tokens())
+    call = _call("POST", body=JsonBody({"a": 1}))
+    response = await client.send(call)
+    assert (response.status, attempts) == (503, 1)
     with pytest.raises(UpstreamUnavailable) as raised:
-        await client.send(_call("POST", body=JsonBody({"a": 1})))
-    assert attempts == 1
+        judge(call, response)
     assert raised.value.status == 503
     assert "00-abc" in (raised.value.extended or "")
 
@@ -189,15 +199,17 @@ async def test_problem_details_become_upstream_errors(
         return web.json_response(problem, status=400, content_type="application/problem+json")
 
     client = _client(session, await _serve(aiohttp_server, routes), Tokens())
+    call = _call("POST", body=JsonBody({"æ": "ø"}))
+    response = await client.send(call)
     with pytest.raises(UpstreamError) as raised:
-        await client.send(_call("POST", body=JsonBody({"æ": "ø"})))
+        judge(call, response)
     assert type(raised.value) is UpstreamError
     assert (raised.value.status, raised.value.error_code) == (400, "1008")
     assert "DueDateTime" in (raised.value.extended or "")
     assert received == [{"æ": "ø"}]
 
 
-async def test_an_accepted_status_is_returned_not_raised(
+async def test_an_accepted_status_is_an_answer_for_the_plan(
     aiohttp_server: Any, session: aiohttp.ClientSession
 ) -> None:
     routes = web.RouteTableDef()
@@ -207,8 +219,10 @@ async def test_an_accepted_status_is_returned_not_raised(
         return web.json_response({"title": "gone"}, status=404)
 
     client = _client(session, await _serve(aiohttp_server, routes), Tokens())
-    response = await client.send(_call(accept_status=frozenset({404})))
+    call = _call(accept_status=frozenset({404}))
+    response = await client.send(call)
     assert response.status == 404
+    assert judge(call, response) is response
 
 
 async def test_the_circuit_opens_after_failures_and_half_opens_later(
@@ -229,8 +243,7 @@ async def test_the_circuit_opens_after_failures_and_half_opens_later(
     client = _client(session, await _serve(aiohttp_server, routes), Tokens(), breakers=breakers, clock=clock)
 
     for _ in range(2):
-        with pytest.raises(UpstreamUnavailable):
-            await client.send(_call())
+        assert (await client.send(_call())).status == 500
     with pytest.raises(UpstreamUnavailable, match="not available") as raised:
         await client.send(_call())
     assert "circuit open" in (raised.value.extended or "")
@@ -430,6 +443,7 @@ async def test_a_problem_split_across_chunks_keeps_its_error_code(
         return await _chunked(request, [problem[:10], problem[10:2000], problem[2000:]], status=400)
 
     client = _client(session, await _serve(aiohttp_server, routes), Tokens())
+    call = _call("POST", body=JsonBody({"a": 1}))
     with pytest.raises(UpstreamError) as raised:
-        await client.send(_call("POST", body=JsonBody({"a": 1})))
+        judge(call, await client.send(call))
     assert raised.value.error_code == "CORR-1"

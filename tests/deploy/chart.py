@@ -21,7 +21,7 @@ TARGET_LABELS = frozenset(
     {"namespace", "job", "pod", "instance", "service", "container", "endpoint", "worker"}
 )
 #: Series that Prometheus itself produces for every target.
-PROMETHEUS_SERIES = {"up": frozenset()}
+PROMETHEUS_SERIES: dict[str, frozenset[str]] = {"up": frozenset()}
 
 _VALUES_REFERENCE = re.compile(r"\{\{-?\s*\$a\.([A-Za-z0-9_.]+)\s*-?\}\}|\{\{-?\s*\$sel\s*-?\}\}")
 

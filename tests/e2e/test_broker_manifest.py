@@ -18,7 +18,7 @@ from proxy.sandbox.broker_model import FileTransferStatus
 from proxy.sandbox.world import (
     SandboxKeys,
 )
-from tests.e2e.conftest import World, broker_mappings, run_world, with_broker_routes
+from tests.e2e.conftest import World, broker_mappings, legacy_client, run_world, with_broker_routes
 from tests.e2e.test_broker import (
     BASIC,
     RECIPIENT,
@@ -27,7 +27,6 @@ from tests.e2e.test_broker import (
     _initiate,
     _upload,
     _wsdls,
-    legacy_client,
 )
 
 

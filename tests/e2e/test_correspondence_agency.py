@@ -88,7 +88,7 @@ async def test_a_resend_returns_the_same_receipt_and_creates_one_correspondence(
         if c.request["sendersReference"] == "shipment-e2e-1"
     ]
     assert len(created) == 1
-    assert sorted(a.file_name for a in created[0].attachments) == sorted(ATTACHMENTS)
+    assert sorted(str(a.file_name) for a in created[0].attachments) == sorted(ATTACHMENTS)
 
     information = status.CorrespondenceStatusInformation
     [details] = information.CorrespondenceStatusDetailsList.StatusV2

@@ -20,7 +20,7 @@ BASE = BaseUrls(platform="https://platform.tt02.altinn.no")
 def canonical(xml: bytes | etree._Element) -> bytes:
     """C14N 2.0 with insignificant whitespace removed (element order is kept, so it is checked)."""
     element = etree.fromstring(xml) if isinstance(xml, bytes) else xml
-    return etree.canonicalize(element, strip_text=True).encode()
+    return str(etree.canonicalize(element, strip_text=True)).encode()
 
 
 def wire(call: Altinn3Call) -> tuple[str, str, dict[str, str], bytes | None]:

@@ -4,6 +4,7 @@ published contract) → canned Altinn 3 answers in → legacy XML out, compared 
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -12,11 +13,12 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from proxy.errors import Conflict, NotFound, ProxyError, UpstreamError
+from proxy.errors import AuthorizationDenied, Conflict, NotFound, ProxyError
 from proxy.identity.principal import CallerKind, OrgGrant, Principal
 from proxy.mapping import Engine, MappingSet, OperationRequest, Route, RoutingTable, load_mapping_set
 from proxy.mapping.calls import Altinn3Call, Altinn3Response, CallBatch, JsonBody, LoadReceipts, PlanRequest
 from tests.mapping.helpers import MAPPINGS, canonical, run
+from tests.mapping.playbook import Call, Fault, Playbook, Yields
 
 NS = "http://www.altinn.no/services/ServiceEngine/Broker/2015/06"
 BE = "http://schemas.altinn.no/services/ServiceEngine/Broker/2015/06"
@@ -239,18 +241,18 @@ def _upload_plan(mapping_set: MappingSet) -> Any:
 
 @pytest.mark.parametrize(
     ("error_code", "status", "error", "error_id"),
-    [("BRO-00004", 409, Conflict, 40208), ("BRO-00006", 401, ProxyError, 40213)],
+    [("BRO-00004", 409, Conflict, 40208), ("BRO-00006", 401, AuthorizationDenied, 40213)],
 )
 def test_upload_faults_follow_the_legacy_codes(
     mapping_set: MappingSet, error_code: str, status: int, error: type[ProxyError], error_id: int
 ) -> None:
-    plan = _upload_plan(mapping_set)
-    call = plan.send(None)
-    assert isinstance(call, Altinn3Call)
-    assert call.path == f"/broker/api/v1/filetransfer/{FILE_ID}/upload"
-    with pytest.raises(error) as raised:
-        plan.throw(UpstreamError("refused", status=status, error_code=error_code))
-    assert raised.value.error_id == error_id
+    refusal = json.dumps({"title": "Refused", "status": status, "errorCode": error_code}).encode()
+    assert (
+        Playbook(_upload_plan(mapping_set))
+        >> Call("POST", f"/broker/api/v1/filetransfer/{FILE_ID}/upload")
+        << Altinn3Response(status, content=refusal)
+        >> Fault(error, error_id=error_id)
+    )
 
 
 def _receipt_request(value: str, receipt_id: str | None = None) -> OperationRequest:
@@ -296,9 +298,9 @@ def test_broker_receipt_is_synthesised_from_the_transfer_details(
 
 
 def test_a_reference_that_is_no_file_reference_is_looked_up_in_the_store(mapping_set: MappingSet) -> None:
-    plan = _engine(mapping_set).start(_receipt_request("my-own-reference"))
-    request = plan.send(None)
-    assert isinstance(request, LoadReceipts)
-    assert request.reference == ("SendersReference", "my-own-reference")
-    with pytest.raises(NotFound):
-        plan.throw(NotFound("no receipt matches the search", error_id=30008))
+    assert (
+        Playbook(_engine(mapping_set).start(_receipt_request("my-own-reference")))
+        >> Yields(LoadReceipts("310000019", None, ("SendersReference", "my-own-reference"), "found"))
+        << NotFound("no receipt matches the search", error_id=30008)
+        >> Fault(NotFound, error_id=30008)
+    )

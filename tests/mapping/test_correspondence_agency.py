@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -74,7 +75,7 @@ def engine(mapping_set: MappingSet) -> Engine:
 
 
 def _request(
-    reference: Path, *, attachments: list[tuple[str, bytes]] = (), code: str = "4711"
+    reference: Path, *, attachments: Sequence[tuple[str, bytes]] = (), code: str = "4711"
 ) -> etree._Element:
     """The original contract's sample request, filled in the way a service owner system would."""
     template = reference / "altinn2" / "samples" / "InsertCorrespondenceBasicV2.request.template.xml"

@@ -10,10 +10,11 @@ import pytest
 from lxml import etree
 
 from proxy.identity.principal import CallerKind, OrgGrant, Principal
-from proxy.mapping import Engine, MappingRegistry, OperationRequest, RoutingTable
+from proxy.mapping import Engine, OperationRequest, RoutingTable
 from proxy.mapping.calls import Altinn3Response
 from proxy.mapping.dryrun import DryRun, drive
 from proxy.mapping.metrics import MAPPING_SET
+from proxy.pipeline import MappingRegistry
 from tests.mapping.test_check import MINIMAL, NS
 
 VENDOR = Principal("vendor", CallerKind.END_USER_SYSTEM, orgs={"910000000": OrgGrant("910000000")})

@@ -55,7 +55,7 @@ async def refusal_code(world: World, grant: str) -> str:
     status, body = await post_grant(world, grant)
     assert status == 400, body
     assert set(body) == {"error", "error_description"}
-    return body["error_description"].rsplit("(", 1)[-1].rstrip(")")
+    return str(body["error_description"]).rsplit("(", 1)[-1].rstrip(")")
 
 
 def x5c(*certificates: Any) -> list[str]:
@@ -87,7 +87,7 @@ async def test_well_known_names_issuer_and_token_endpoint(world: World) -> None:
     ) as response:
         metadata = await response.json()
     assert metadata["issuer"] == world.fake.issuer
-    assert metadata["token_endpoint"] == world.fake.issuer + "token"
+    assert metadata["token_endpoint"] == f"{world.fake.issuer}token"
 
 
 @pytest.mark.parametrize(

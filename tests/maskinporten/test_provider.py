@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from typing import Any
 
 import jwt
 import pytest
@@ -45,7 +46,8 @@ async def test_system_user_token_carries_the_documented_claims(world: World) -> 
     claims = claims_of(token)
     assert claims["iss"] == world.fake.issuer
     assert claims["consumer"] == {"authority": "iso6523-actorid-upis", "ID": f"0192:{VENDOR_ORG}"}
-    [details] = claims["authorization_details"]  # type: ignore[misc]
+    details: dict[str, Any]
+    [details] = claims["authorization_details"]
     assert details["systemuser_org"]["ID"] == f"0192:{CUSTOMER}"
     assert details["system_id"] == SYSTEM_ID
     assert world.fake.grant_count(CLIENT_ID, CUSTOMER) == 1

@@ -14,10 +14,11 @@ from lxml import etree
 from proxy.identity.principal import CallerKind, LegacyCredentials, Principal
 from proxy.soap.contracts import ElementDecl, Field, OperationContract
 from proxy.soap.encode import SoapReply
+from proxy.soap.handler import SoapContext
 from proxy.soap.request import SoapCall
 from proxy.soap.surface import Surface
 from proxy.soap.xmlsafe import XmlLimits
-from proxy.web.soap import SoapConfig, SoapContext, add_soap_routes
+from proxy.web.soap import SoapConfig, add_soap_routes
 from tests.shipped import shipped_surface
 
 CORR_NS = "http://www.altinn.no/services/ServiceEngine/Correspondence/2009/10"
@@ -132,4 +133,5 @@ def recorder() -> Recorder:
 async def server(aiohttp_server, recorder: Recorder) -> TestServer:  # type: ignore[no-untyped-def]
     """The SOAP front on 127.0.0.1."""
     await asyncio.to_thread(shipped_surface)  # compiled off the loop, once
-    return await aiohttp_server(make_app(recorder))
+    served: TestServer = await aiohttp_server(make_app(recorder))
+    return served

@@ -21,9 +21,10 @@ from lxml import etree
 from proxy.errors import AuthenticationFailed
 from proxy.identity.principal import CallerKind, LegacyCredentials, OrgGrant, Principal
 from proxy.soap.encode import SoapReply
+from proxy.soap.handler import SoapContext
 from proxy.soap.request import SoapCall
 from proxy.store import RECEIPT_KIND, Receipt, ReceiptStatus, Store
-from proxy.web.soap import SoapConfig, SoapContext, add_soap_routes
+from proxy.web.soap import SoapConfig, add_soap_routes
 from tests.shipped import shipped_surface
 
 ORG_A = "310000019"

@@ -1,4 +1,7 @@
-"""The active mapping set, and hot reload that never serves a half-checked change.
+"""The active mapping set, and hot reload that never serves a half-checked change (the file watcher).
+
+Beside the executor rather than in :mod:`proxy.mapping`: it polls the directory and swaps sets while
+the proxy runs; the mapping package itself only compiles.
 
 Invariants:
 * ``current()`` always returns a fully validated :class:`MappingSet`; a swap is one reference

@@ -1,8 +1,15 @@
-"""ProblemDetails (RFC 7807) answers of Altinn 3, as :mod:`proxy.errors` errors.
+"""What an Altinn 3 status means: the plan's judgement of a response (pure).
 
-Altinn 3 puts a numeric ``errorCode`` extension next to ``title``/``status``/``detail``/``traceId``.
-The fault tables of the mappings key on status and ``errorCode``; the trace id goes to the extended
-message so support can find the upstream log line. Nothing from a request is echoed.
+The client only sends and returns what came back; the plan decides here whether a status is an
+answer (2xx/3xx, or an error status the step ``accept``s) or a refusal, which becomes an
+:class:`UpstreamError` (4xx) or :class:`UpstreamUnavailable` (5xx) for the operation's fault table.
+Live traffic, ``explain`` and the load-time examples all run this one judgement, so a canned 404 in
+``explain`` gives exactly the fault a real 404 gives.
+
+Altinn 3 answers errors as ProblemDetails (RFC 7807) with a numeric ``errorCode`` extension next to
+``title``/``status``/``detail``/``traceId``. The fault tables key on status and ``errorCode``; the
+trace id goes to the extended message so support can find the upstream log line. Nothing from a
+request is echoed.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from proxy.errors import UpstreamError, UpstreamUnavailable
+from proxy.mapping.calls import Altinn3Call, Altinn3Response
 
 _MAX_TEXT = 300
 
@@ -69,3 +77,16 @@ def problem_error(api: str, method: str, problem: Problem) -> UpstreamError:
         else f"Altinn 3 ({api}) refused the request"
     )
     return kind(message, status=problem.status, error_code=problem.error_code, extended=extended)
+
+
+def judge(call: Altinn3Call, response: Altinn3Response) -> Altinn3Response:
+    """``response`` when it answers ``call``; the refusal it stands for (raised) when it does not."""
+    if response.status < 400 or response.status in call.accept_status:
+        return response
+    if response.content is not None:
+        body = response.content
+    elif response.json is not None:
+        body = json.dumps(response.json).encode("utf-8")
+    else:
+        body = b""
+    raise problem_error(call.api, call.method, parse_problem(response.status, body))
