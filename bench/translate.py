@@ -306,10 +306,10 @@ def engine_microseconds(iterations: int = 2000) -> float:
 
     from proxy.identity.principal import CallerKind, Principal
     from proxy.mapping.calls import Altinn3Response
-    from proxy.mapping.compiler import load_mapping_set
     from proxy.mapping.dryrun import DryRun, drive
     from proxy.mapping.engine import Engine, OperationRequest
     from proxy.mapping.routing import Route, RoutingTable
+    from proxy.pipeline.loading import load_mapping_set
     from proxy.sandbox import fixtures
     from proxy.sandbox.world import default_mappings_dir
 

@@ -30,7 +30,6 @@ from proxy.identity.lockout import LockoutPolicy
 from proxy.identity.principal import LegacyCredentials, Principal
 from proxy.identity.verified import VerifiedPasswords
 from proxy.mapping.calls import BaseUrls
-from proxy.mapping.compiler import load_mapping_set
 from proxy.mapping.engine import Engine
 from proxy.maskinporten.config import (
     MaskinportenConfig,
@@ -43,6 +42,7 @@ from proxy.maskinporten.config import Timeouts as TokenTimeouts
 from proxy.maskinporten.online import Verdict, subjects, verdict
 from proxy.maskinporten.provider import TokenProvider
 from proxy.pipeline import MappedOperations, MappingRegistry, Pipeline, authorize_reportee, routing_table
+from proxy.pipeline.loading import load_mapping_set
 from proxy.settings import Settings
 from proxy.soap.catalogue import default_catalogue
 from proxy.soap.contracts import ContractRegistry

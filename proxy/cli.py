@@ -38,7 +38,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     refuses with the same message.
     """
     from proxy.app import check_wiring
-    from proxy.mapping.tools import check
+    from proxy.pipeline.loading import check
 
     settings = _settings(args)
     check_wiring(settings)

@@ -9,6 +9,7 @@ is sent anywhere, and no secret is printed.
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 from lxml import etree
@@ -16,11 +17,11 @@ from lxml import etree
 from proxy.errors import ProxyError, UnknownOperation
 from proxy.identity.authenticator import Authenticator
 from proxy.identity.credentials import CredentialStore
-from proxy.mapping.calls import BaseUrls
-from proxy.mapping.compiler import load_mapping_set
+from proxy.mapping.calls import Altinn3Response, BaseUrls
 from proxy.mapping.engine import OperationRequest
-from proxy.mapping.tools import explain, load_responses
+from proxy.mapping.tools import explain
 from proxy.pipeline import authorize_reportee, routing_table
+from proxy.pipeline.loading import load_mapping_set
 from proxy.settings import Settings
 from proxy.soap.catalogue import TEST_OPERATION_NAME, Catalogue, Service
 from proxy.soap.envelope import SoapVersion
@@ -85,3 +86,23 @@ async def explain_request(
         base_urls=BaseUrls(settings.altinn.platform, settings.altinn.apps_url or BaseUrls.apps),
     )
     return "\n".join([*lines, plan])
+
+
+def load_responses(directory: Path) -> dict[str, Altinn3Response]:
+    """Canned responses for ``explain --responses DIR``: ``<step>.json`` holds the JSON answer of a step,
+    ``<step>.bin`` its bytes; ``<step>.status`` (optional) a status code other than 200."""
+    responses: dict[str, Altinn3Response] = {}
+    for path in sorted(directory.iterdir()):
+        if path.suffix not in (".json", ".bin"):
+            continue
+        status_file = path.with_suffix(".status")
+        status = int(status_file.read_text().strip()) if status_file.exists() else 200
+        if path.suffix == ".json":
+            responses[path.stem] = Altinn3Response(
+                status, {"Content-Type": "application/json"}, json.loads(path.read_text())
+            )
+        else:
+            responses[path.stem] = Altinn3Response(
+                status, {"Content-Type": "application/octet-stream"}, content=path.read_bytes()
+            )
+    return responses

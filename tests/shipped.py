@@ -5,8 +5,8 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from proxy.mapping.compiler import load_mapping_set
 from proxy.mapping.engine import MappingSet
+from proxy.pipeline.loading import load_mapping_set
 from proxy.soap.catalogue import Service
 from proxy.soap.surface import Surface
 

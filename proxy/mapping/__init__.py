@@ -1,11 +1,11 @@
-"""Declarative mapping of legacy operations to Altinn 3 calls (pure: no aiohttp, no I/O but loading).
+"""Declarative mapping of legacy operations to Altinn 3 calls (pure: no aiohttp, no I/O).
 
 The active set and its hot reload live in :mod:`proxy.pipeline.registry`, stream peeking in
 :mod:`proxy.altinn3.peek`: both beside the executor.
 
-Public API: :class:`Engine`, :class:`OperationRequest`, :class:`MappingSet`, :func:`load_mapping_set`,
+Public API: :class:`Engine`, :class:`OperationRequest`, :class:`MappingSet`, :func:`compile_sources`,
 :class:`RoutingTable`/:class:`Route`, the call values of
-:mod:`proxy.mapping.calls`, and :func:`proxy.mapping.tools.check` / :func:`proxy.mapping.tools.explain`.
+:mod:`proxy.mapping.calls`, and :func:`proxy.mapping.tools.explain`.
 """
 
 from proxy.mapping.calls import (
@@ -19,7 +19,7 @@ from proxy.mapping.calls import (
     ResolveId,
     ResolveIdAmong,
 )
-from proxy.mapping.compiler import load_directory, load_mapping_set
+from proxy.mapping.compiler import MappingSources, compile_sources
 from proxy.mapping.engine import Engine, MappingSet, OperationRequest, Plan
 from proxy.mapping.routing import Route, RoutingTable
 
@@ -33,12 +33,12 @@ __all__ = [
     "IdStore",
     "LegacyAnswer",
     "MappingSet",
+    "MappingSources",
     "OperationRequest",
     "Plan",
     "ResolveId",
     "ResolveIdAmong",
     "Route",
     "RoutingTable",
-    "load_directory",
-    "load_mapping_set",
+    "compile_sources",
 ]

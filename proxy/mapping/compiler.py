@@ -1,21 +1,24 @@
-"""Load a mapping directory, validate it fully, and compile it into a :class:`MappingSet`.
+"""Validate a mapping directory's files fully and compile them into a :class:`MappingSet` (pure).
 
-Every problem is collected with ``file:line``; a directory with any problem yields no set at all
-(hot reload keeps the old one). Validation covers: YAML syntax, unknown keys and wrong shapes
-(pydantic, ``extra="forbid"``), field paths, expressions and templates that do not compile or refer
-to undefined variables / fields / vars / earlier steps, missing template files, fault rules, and
-the example of each operation, which must run against its canned responses and render a
-well-formed ``{Op}Response`` element.
+The files arrive as bytes (:class:`MappingSources`; :mod:`proxy.pipeline.loading` reads them).
+Every problem is collected with ``file:line``; sources with any problem yield no set at all (hot
+reload keeps the old one). Validation covers: YAML syntax, unknown keys and wrong shapes (pydantic,
+``extra="forbid"``), the legacy side against the SOAP catalogue, the declared contracts, field paths
+against them, expressions and templates that do not compile or refer to undefined variables /
+fields / vars / earlier steps, missing template files, fault rules, and the example of each
+operation, which must run against its canned responses and answer (and ask) exactly what the
+contract declares.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Callable
+import posixpath
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import PurePath
 from typing import Any
 
 from lxml import etree
@@ -90,32 +93,50 @@ class _Located(Exception):
         self.message = message
 
 
-def directory_digest(directory: Path) -> str:
-    """SHA-256 over every file's relative name and bytes (what hot reload compares)."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in directory.rglob("*") if p.is_file() and not p.name.startswith(".")):
-        digest.update(path.relative_to(directory).as_posix().encode() + b"\0")
-        digest.update(path.read_bytes() + b"\0")
-    return digest.hexdigest()
+@dataclass(frozen=True)
+class MappingSources:
+    """The files of a mapping directory as read: relative POSIX path → bytes (dot-files left out).
+
+    ``root`` is the directory's name, for ``file:line`` in messages. Reading it is the caller's I/O
+    (:func:`proxy.pipeline.loading.read_sources`); compiling it is pure.
+    """
+
+    root: str
+    files: Mapping[str, bytes]
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 over every file's relative name and bytes (what hot reload compares)."""
+        digest = hashlib.sha256()
+        for name in sorted(self.files):
+            digest.update(name.encode() + b"\0")
+            digest.update(self.files[name] + b"\0")
+        return digest.hexdigest()
+
+    def mapping_files(self) -> list[str]:
+        """The mapping files: ``*.yaml``/``*.yml`` at the top of the directory, sorted."""
+        return sorted(name for name in self.files if "/" not in name and name.endswith(MAPPING_SUFFIXES))
+
+    def where(self, name: str) -> str:
+        """How messages name the file ``name``."""
+        return str(PurePath(self.root) / name)
 
 
-def load_directory(
-    directory: Path, catalogue: Catalogue | None = None
+def compile_sources(
+    sources: MappingSources, catalogue: Catalogue | None = None
 ) -> tuple[MappingSet | None, list[Problem]]:
-    """Validate and compile every mapping file of ``directory``; (None, problems) if any is wrong.
+    """Validate and compile every mapping file of ``sources``; (None, problems) if any is wrong.
 
     Each operation is checked against ``catalogue`` (default: every Altinn 2 service the proxy knows).
     """
     catalogue = catalogue or default_catalogue()
-    if not directory.is_dir():
-        return None, [Problem(str(directory), None, "mapping directory does not exist")]
-    files = sorted(p for p in directory.iterdir() if p.suffix in MAPPING_SUFFIXES and p.is_file())
-    if not files:
-        return None, [Problem(str(directory), None, "no mapping files (*.yaml)")]
+    names = sources.mapping_files()
+    if not names:
+        return None, [Problem(sources.root, None, "no mapping files (*.yaml)")]
     problems: list[Problem] = []
     parsed: list[_ParsedFile] = []
-    for path in files:
-        read, found = _read_file(path)
+    for name in names:
+        read, found = _parse_file(sources, name)
         problems.extend(found)
         if read is not None:
             parsed.append(read)
@@ -138,40 +159,38 @@ def load_directory(
         return None, problems
     contracts = ContractRegistry({key: operation.contract for key, operation in operations.items()})
     surface = Surface.of(catalogue, contracts)
-    return MappingSet(operations, directory_digest(directory), tuple(p.name for p in files), surface), []
+    return MappingSet(operations, sources.digest, tuple(names), surface), []
 
 
-def load_mapping_set(directory: Path) -> MappingSet:
-    """Like :func:`load_directory`, raising :class:`ConfigurationError` listing every problem."""
-    mapping_set, problems = load_directory(directory)
-    if mapping_set is None:
-        first = problems[0]
-        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
-        detail = "\n".join(str(p) for p in problems)
-        raise ConfigurationError(f"{first.message}{more}\n{detail}", location=f"{first.file}:{first.line}")
-    return mapping_set
+def problems_error(problems: list[Problem]) -> ConfigurationError:
+    """One :class:`ConfigurationError` listing ``problems`` (at least one), located at the first."""
+    first = problems[0]
+    more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+    detail = "\n".join(str(p) for p in problems)
+    return ConfigurationError(f"{first.message}{more}\n{detail}", location=f"{first.file}:{first.line}")
 
 
 @dataclass(frozen=True)
 class _ParsedFile:
-    path: Path
+    sources: MappingSources
+    name: str
     spec: MappingFile
     positions: Positions
 
 
-def _read_file(path: Path) -> tuple[_ParsedFile | None, list[Problem]]:
-    name = str(path)
+def _parse_file(sources: MappingSources, name: str) -> tuple[_ParsedFile | None, list[Problem]]:
+    where = sources.where(name)
     try:
-        raw, positions = read_yaml(path.read_text(encoding="utf-8"), name)
+        raw, positions = read_yaml(sources.files[name].decode("utf-8"), where)
     except YamlError as error:
-        return None, [Problem(name, error.line, f"not valid YAML: {error}")]
-    except (OSError, UnicodeDecodeError) as error:
-        return None, [Problem(name, None, f"cannot read: {error}")]
+        return None, [Problem(where, error.line, f"not valid YAML: {error}")]
+    except UnicodeDecodeError as error:
+        return None, [Problem(where, None, f"cannot read: {error}")]
     try:
         spec = MappingFile.model_validate(raw)
     except ValidationError as error:
         return None, [_pydantic_problem(positions, item) for item in error.errors()]
-    return _ParsedFile(path, spec, positions), []
+    return _ParsedFile(sources, name, spec, positions), []
 
 
 def _compile_file(
@@ -199,7 +218,7 @@ def _compile_file(
                 (*loc, "contract"),
             )
             _check_elements(operation.legacy, contract, (*loc, "legacy"))
-            main = _compile_operation(operation, contract, loc, positions, parsed.path, file_faults)
+            main = _compile_operation(operation, contract, loc, parsed, file_faults)
             compiled.append(main)
             for alias_index, alias in enumerate(operation.aliases):
                 here: Loc = (*loc, "aliases", alias_index)
@@ -324,10 +343,10 @@ def _compile_operation(
     spec: OperationSpec,
     contract: OperationContract,
     loc: Loc,
-    positions: Positions,
-    path: Path,
+    parsed: _ParsedFile,
     file_faults: tuple[CompiledFault, ...],
 ) -> CompiledOperation:
+    positions = parsed.positions
     fields = _compile_fields(spec.fields, (*loc, "fields"))
     undeclared = {
         name for name, field in spec.fields.items() if isinstance(field, FieldSpec) and field.undeclared
@@ -427,7 +446,7 @@ def _compile_operation(
         )
         names = Names(names.fields, names.vars, names.results | {step.name})
 
-    answer_source, answer_loc = _answer_source(spec, loc, path)
+    answer_source, answer_loc = _answer_source(spec, loc, parsed)
     try:
         answer = compile_xml_template(
             answer_source, Names(names.fields, names.vars, names.results, names.extra | {"legacy"})
@@ -459,20 +478,20 @@ def _compile_operation(
     return operation
 
 
-def _answer_source(spec: OperationSpec, loc: Loc, path: Path) -> tuple[str, Loc]:
+def _answer_source(spec: OperationSpec, loc: Loc, parsed: _ParsedFile) -> tuple[str, Loc]:
     if spec.answer is not None:
         return spec.answer, (*loc, "answer")
     assert spec.answer_file is not None
     here: Loc = (*loc, "answer_file")
-    base = path.parent.resolve()
-    target = (base / spec.answer_file).resolve()
-    if not target.is_relative_to(base):
+    target = posixpath.normpath(posixpath.join(posixpath.dirname(parsed.name), spec.answer_file))
+    if target == ".." or target.startswith(("../", "/")):
         raise _Located(here, "answer_file must stay inside the mapping directory")
+    data = parsed.sources.files.get(target)
+    if data is None:
+        raise _Located(here, f"template file {spec.answer_file!r} does not exist")
     try:
-        return target.read_text(encoding="utf-8"), here
-    except FileNotFoundError:
-        raise _Located(here, f"template file {spec.answer_file!r} does not exist") from None
-    except (OSError, UnicodeDecodeError) as error:
+        return data.decode("utf-8"), here
+    except UnicodeDecodeError as error:
         raise _Located(here, f"cannot read template {spec.answer_file!r}: {error}") from None
 
 

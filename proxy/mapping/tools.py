@@ -1,11 +1,10 @@
-"""``check`` and ``explain``: the mapping engine for people (wired into ``altinn-proxy`` by the CLI)."""
+"""``explain``: the mapping engine for people (wired into ``altinn-proxy`` by the CLI; pure)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from lxml import etree
@@ -24,43 +23,12 @@ from proxy.mapping.calls import (
     ResolveId,
     StreamBody,
 )
-from proxy.mapping.compiler import load_directory
 from proxy.mapping.dryrun import DryRun, MissingResponse, drive
 from proxy.mapping.engine import Authorizer, MappingSet, OperationRequest, default_authorize, run_operation
 from proxy.mapping.routing import RoutingTable
-from proxy.mapping.source import Problem
 
 _REDACTED_HEADERS = frozenset({"authorization", "cookie", "x-api-key", "ocp-apim-subscription-key"})
 _MAX_BODY_CHARS = 2000
-
-
-def check(directory: Path) -> list[Problem]:
-    """Every problem of the mapping directory (``file:line: message``); [] when it loads.
-
-    Routes are deployment data, checked by the settings loader; only the mapping files are judged.
-    """
-    _, problems = load_directory(directory)
-    return problems
-
-
-def load_responses(directory: Path) -> dict[str, Altinn3Response]:
-    """Canned responses for ``explain --responses DIR``: ``<step>.json`` holds the JSON answer of a step,
-    ``<step>.bin`` its bytes; ``<step>.status`` (optional) a status code other than 200."""
-    responses: dict[str, Altinn3Response] = {}
-    for path in sorted(directory.iterdir()):
-        if path.suffix not in (".json", ".bin"):
-            continue
-        status_file = path.with_suffix(".status")
-        status = int(status_file.read_text().strip()) if status_file.exists() else 200
-        if path.suffix == ".json":
-            responses[path.stem] = Altinn3Response(
-                status, {"Content-Type": "application/json"}, json.loads(path.read_text())
-            )
-        else:
-            responses[path.stem] = Altinn3Response(
-                status, {"Content-Type": "application/octet-stream"}, content=path.read_bytes()
-            )
-    return responses
 
 
 def explain(

@@ -19,10 +19,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from proxy.mapping.compiler import directory_digest, load_directory, load_mapping_set
 from proxy.mapping.engine import MappingSet
 from proxy.mapping.metrics import observe_active_set
 from proxy.mapping.source import Problem
+from proxy.pipeline.loading import directory_digest, load_directory, load_mapping_set
 
 log = logging.getLogger("proxy.mapping")
 

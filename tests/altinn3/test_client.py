@@ -19,10 +19,11 @@ from aiohttp.test_utils import TestServer
 
 from proxy.altinn3 import Altinn3Client, BreakerPolicy, Breakers, RetryPolicy, Timeouts, execute
 from proxy.errors import InvalidField, UpstreamError, UpstreamUnavailable
-from proxy.mapping import Engine, OperationRequest, Route, RoutingTable, load_mapping_set
+from proxy.mapping import Engine, OperationRequest, Route, RoutingTable
 from proxy.mapping.calls import Altinn3Call, BaseUrls, JsonBody, ResponseKind, StreamBody
 from proxy.mapping.problem import judge
 from proxy.maskinporten.request import TokenRequest
+from proxy.pipeline.loading import load_mapping_set
 from proxy.sandbox.observe import observing_middleware
 from proxy.store import open_store
 from tests.mapping.helpers import MAPPINGS

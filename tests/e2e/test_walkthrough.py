@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from proxy.mapping.tools import check
+from proxy.pipeline.loading import check
 from tests.e2e.conftest import World
 from tests.shipped import MAPPINGS, shipped_surface
 

@@ -15,8 +15,9 @@ from lxml import etree
 
 from proxy.errors import AuthorizationDenied, Conflict, NotFound, ProxyError
 from proxy.identity.principal import CallerKind, OrgGrant, Principal
-from proxy.mapping import Engine, MappingSet, OperationRequest, Route, RoutingTable, load_mapping_set
+from proxy.mapping import Engine, MappingSet, OperationRequest, Route, RoutingTable
 from proxy.mapping.calls import Altinn3Call, Altinn3Response, CallBatch, JsonBody, LoadReceipts, PlanRequest
+from proxy.pipeline.loading import load_mapping_set
 from tests.mapping.helpers import MAPPINGS, canonical, run
 from tests.mapping.playbook import Call, Fault, Playbook, Yields
 

@@ -15,10 +15,11 @@ from proxy.altinn3.peek import peek
 from proxy.broker.zipcheck import NOT_A_ZIP, is_zip
 from proxy.errors import InvalidField
 from proxy.identity.principal import CallerKind, OrgGrant, Principal
-from proxy.mapping import Engine, MappingSet, OperationRequest, Route, RoutingTable, load_mapping_set
+from proxy.mapping import Engine, MappingSet, OperationRequest, Route, RoutingTable
 from proxy.mapping.calls import Altinn3Call, Altinn3Response, PeekStream, PlanRequest, StreamBody
 from proxy.mapping.engine import Plan
 from proxy.mapping.peek import PeekedStream
+from proxy.pipeline.loading import load_mapping_set
 from proxy.soap.payload import SizedStream
 from tests.mapping.helpers import MAPPINGS, wire
 

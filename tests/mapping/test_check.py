@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 
 from proxy.errors import ConfigurationError
-from proxy.mapping.compiler import load_mapping_set
-from proxy.mapping.tools import check
+from proxy.pipeline.loading import check, load_mapping_set
 from tests.mapping.helpers import MAPPINGS
 
 NS = "http://www.altinn.no/services/ServiceEngine/ContextHandler/2014/10"

@@ -26,7 +26,7 @@ from proxy.errors import (
     UpstreamUnavailable,
 )
 from proxy.identity.principal import CallerKind, Principal
-from proxy.mapping import Engine, MappingSet, OperationRequest, Route, RoutingTable, load_mapping_set
+from proxy.mapping import Engine, MappingSet, OperationRequest, Route, RoutingTable
 from proxy.mapping.calls import (
     AllocateId,
     Altinn3Call,
@@ -43,6 +43,7 @@ from proxy.mapping.calls import (
 )
 from proxy.mapping.dryrun import drive
 from proxy.mapping.expressions import uuid5
+from proxy.pipeline.loading import load_mapping_set
 from tests.mapping.helpers import MAPPINGS, canonical, run
 
 SERVICE = "CorrespondenceAgencyExternalBasic"

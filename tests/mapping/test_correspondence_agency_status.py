@@ -18,8 +18,9 @@ from lxml import etree
 from proxy.altinn3.executor import execute
 from proxy.errors import InvalidField, NotFound
 from proxy.identity.principal import CallerKind, Principal
-from proxy.mapping import Engine, MappingSet, OperationRequest, Route, RoutingTable, load_mapping_set
+from proxy.mapping import Engine, MappingSet, OperationRequest, Route, RoutingTable
 from proxy.mapping.calls import AllocateId, Altinn3Call, Altinn3Response, CallBatch, PlanRequest
+from proxy.pipeline.loading import load_mapping_set
 from proxy.store import Store, open_store
 from proxy.store.model import Receipt, ReceiptReference, ReceiptStatus
 from tests.mapping.helpers import MAPPINGS, canonical, run

@@ -17,9 +17,9 @@ from proxy.mapping.calls import (
     PlanRequest,
     ResolveIdAmong,
 )
-from proxy.mapping.compiler import load_mapping_set
 from proxy.mapping.engine import OperationRequest, default_authorize, run_operation
 from proxy.mapping.routing import Route, RoutingTable
+from proxy.pipeline.loading import load_mapping_set
 from tests.mapping.helpers import run
 
 MAPPINGS = Path(__file__).resolve().parents[2] / "mappings"

@@ -15,8 +15,8 @@ from proxy.errors import ConfigurationError, InvalidField, MappingRuntimeError, 
 from proxy.identity.principal import CallerKind, OrgGrant, Principal
 from proxy.mapping import Engine, MappingSet, OperationRequest, Route, RoutingTable
 from proxy.mapping.calls import Altinn3Call, Altinn3Response
-from proxy.mapping.compiler import load_mapping_set
 from proxy.mapping.tools import explain
+from proxy.pipeline.loading import load_mapping_set
 from tests.mapping.playbook import Call, Fault, Playbook
 from tests.mapping.test_check import MINIMAL, NS
 from tests.shipped import shipped_mappings
