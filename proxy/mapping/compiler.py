@@ -29,7 +29,6 @@ from proxy.errors import ConfigurationError, MappingRuntimeError, ProxyError
 from proxy.identity.principal import CallerKind, OrgGrant, Principal
 from proxy.mapping.calls import Altinn3Response, ResponseKind
 from proxy.mapping.contracts import (
-    DeclarationError,
     TypeTable,
     alias_contract,
     collect_types,
@@ -76,7 +75,7 @@ from proxy.mapping.schema import (
     OperationSpec,
     SaveReceiptSpec,
 )
-from proxy.mapping.source import Loc, Positions, Problem, YamlError, read_yaml
+from proxy.mapping.source import Loc, Located, Positions, Problem, YamlError, read_yaml
 from proxy.soap.catalogue import Catalogue, Service, default_catalogue
 from proxy.soap.conformance import check_element
 from proxy.soap.contracts import ContractRegistry, ElementDecl, Field, OperationContract
@@ -84,13 +83,6 @@ from proxy.soap.surface import Surface
 
 MAPPING_SUFFIXES = (".yaml", ".yml")
 _EXAMPLE_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
-
-
-class _Located(Exception):
-    def __init__(self, loc: Loc, message: str) -> None:
-        super().__init__(message)
-        self.loc = loc
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -203,7 +195,7 @@ def _compile_file(
     file_faults_loc: Loc = ("faults",)
     try:
         file_faults = _compile_faults(spec.faults, file_faults_loc)
-    except _Located as error:
+    except Located as error:
         return [], [positions.problem(error.loc, error.message)]
     for index, operation in enumerate(spec.operations):
         loc: Loc = ("operations", index)
@@ -232,9 +224,7 @@ def _compile_file(
                 )
                 _check_example(twin, operation, (*loc, "example"), contract)
                 compiled.append(twin)
-        except DeclarationError as error:
-            problems.append(positions.problem(error.loc, error.message))
-        except _Located as error:
+        except Located as error:
             problems.append(positions.problem(error.loc, error.message))
     return compiled, problems
 
@@ -243,25 +233,25 @@ def _legacy_service(legacy: LegacySide, catalogue: Catalogue, loc: Loc) -> Servi
     """The catalogued service of ``legacy``, refusing any detail that disagrees with the catalogue."""
     service = catalogue.by_name(legacy.service)
     if service is None:
-        raise _Located((*loc, "service"), f"unknown service {legacy.service!r}: not in the SOAP catalogue")
+        raise Located((*loc, "service"), f"unknown service {legacy.service!r}: not in the SOAP catalogue")
     operation = service.operation(legacy.operation)
     if operation is None:
         known = ", ".join(op.name for op in service.operations)
-        raise _Located(
+        raise Located(
             (*loc, "operation"), f"unknown operation {legacy.operation!r} of {service.name} (it has: {known})"
         )
     if legacy.endpoint is not None and legacy.endpoint.lower() not in {p.lower() for p in service.paths}:
-        raise _Located(
+        raise Located(
             (*loc, "endpoint"),
             f"endpoint {legacy.endpoint} is not {service.name}'s ({', '.join(service.paths)})",
         )
     if legacy.binding is not None and legacy.binding != service.binding.value:
-        raise _Located(
+        raise Located(
             (*loc, "binding"),
             f"binding {legacy.binding} does not match the endpoint: {service.name} is {service.binding.value}",
         )
     if legacy.soap_action is not None and legacy.soap_action != operation.soap_action:
-        raise _Located(
+        raise Located(
             (*loc, "soap_action"),
             f"SOAPAction {legacy.soap_action} is not {operation.name}'s: {operation.soap_action}",
         )
@@ -274,7 +264,7 @@ def _check_elements(legacy: LegacySide, contract: OperationContract, loc: Loc) -
         ("response_element", legacy.response_element, contract.response_name),
     ):
         if written is not None and written != declared.clark:
-            raise _Located((*loc, key), f"{key} {written} disagrees with the contract: {declared.clark}")
+            raise Located((*loc, key), f"{key} {written} disagrees with the contract: {declared.clark}")
 
 
 def _pydantic_problem(positions: Positions, item: Any) -> Problem:
@@ -296,7 +286,7 @@ def _compile_fields(specs: dict[str, FieldSpec | str], loc: Loc) -> tuple[Compil
     for name, spec in specs.items():
         here = (*loc, name)
         if not name.isidentifier():
-            raise _Located(here, f"field name {name!r} must be an identifier")
+            raise Located(here, f"field name {name!r} must be an identifier")
         try:
             if isinstance(spec, str):
                 compiled.append(compile_field(name, spec))
@@ -308,7 +298,7 @@ def _compile_fields(specs: dict[str, FieldSpec | str], loc: Loc) -> tuple[Compil
                 )
             )
         except ValueError as error:
-            raise _Located(here, str(error)) from None
+            raise Located(here, str(error)) from None
     return tuple(compiled)
 
 
@@ -316,14 +306,14 @@ def _value(source: Any, names: Names, loc: Loc) -> Evaluate:
     try:
         return as_evaluate(compile_value(source, names))
     except ExpressionError as error:
-        raise _Located(loc, str(error)) from None
+        raise Located(loc, str(error)) from None
 
 
 def _expression(source: str, names: Names, loc: Loc) -> Evaluate:
     try:
         return compile_expression(source, names)
     except ExpressionError as error:
-        raise _Located(loc, str(error)) from None
+        raise Located(loc, str(error)) from None
 
 
 def _tree(source: Any, names: Names, loc: Loc) -> Evaluate:
@@ -358,7 +348,7 @@ def _compile_operation(
             contract, compiled_field.steps, (child.steps for child in compiled_field.children)
         )
         if problem is not None:
-            raise _Located((*loc, "fields", compiled_field.name), f"field path: {problem}")
+            raise Located((*loc, "fields", compiled_field.name), f"field path: {problem}")
     field_names = frozenset(f.name for f in fields)
     names = Names(field_names, frozenset(), frozenset())
 
@@ -370,7 +360,7 @@ def _compile_operation(
         owner_of = spec.identity.reportee_of
         here_of: Loc = (*loc, "identity", "reportee_of")
         if owner_of.name in {step.name for step in spec.steps}:
-            raise _Located((*here_of, "name"), f"{owner_of.name!r} is also the name of a step")
+            raise Located((*here_of, "name"), f"{owner_of.name!r} is also the name of a step")
         reportee_of = CompiledOwnerOf(
             owner_of.name, owner_of.kind, _value(owner_of.value, names, (*here_of, "value"))
         )
@@ -386,7 +376,7 @@ def _compile_operation(
     variables: list[tuple[str, Evaluate]] = []
     for name, source in spec.vars.items():
         if not name.isidentifier():
-            raise _Located((*loc, "vars", name), f"var name {name!r} must be an identifier")
+            raise Located((*loc, "vars", name), f"var name {name!r} must be an identifier")
         variables.append((name, _value(source, names, (*loc, "vars", name))))
         names = Names(field_names, names.vars | {name}, names.results)
 
@@ -452,7 +442,7 @@ def _compile_operation(
             answer_source, Names(names.fields, names.vars, names.results, names.extra | {"legacy"})
         )
     except ExpressionError as error:
-        raise _Located(answer_loc, str(error)) from None
+        raise Located(answer_loc, str(error)) from None
     answer_stream = None
     if spec.answer_stream is not None:
         answer_stream = _expression(spec.answer_stream, names, (*loc, "answer_stream"))
@@ -485,14 +475,14 @@ def _answer_source(spec: OperationSpec, loc: Loc, parsed: _ParsedFile) -> tuple[
     here: Loc = (*loc, "answer_file")
     target = posixpath.normpath(posixpath.join(posixpath.dirname(parsed.name), spec.answer_file))
     if target == ".." or target.startswith(("../", "/")):
-        raise _Located(here, "answer_file must stay inside the mapping directory")
+        raise Located(here, "answer_file must stay inside the mapping directory")
     data = parsed.sources.files.get(target)
     if data is None:
-        raise _Located(here, f"template file {spec.answer_file!r} does not exist")
+        raise Located(here, f"template file {spec.answer_file!r} does not exist")
     try:
         return data.decode("utf-8"), here
     except UnicodeDecodeError as error:
-        raise _Located(here, f"cannot read template {spec.answer_file!r}: {error}") from None
+        raise Located(here, f"cannot read template {spec.answer_file!r}: {error}") from None
 
 
 def _compile_call(spec: Any, names: Names, loc: Loc) -> CompiledCall:
@@ -504,7 +494,7 @@ def _compile_call(spec: Any, names: Names, loc: Loc) -> CompiledCall:
     )
     for key, _ in headers:
         if key.lower() == "authorization":
-            raise _Located(
+            raise Located(
                 (*loc, "headers", key), "the bearer token is added by the client, never by a mapping"
             )
     json_body = None if spec.json_body is None else _tree(spec.json_body, names, (*loc, "json"))
@@ -575,7 +565,7 @@ def _compile_faults(rules: Any, loc: Loc) -> tuple[CompiledFault, ...]:
     for index, rule in enumerate(rules):
         error = getattr(errors, rule.raise_, None)
         if not (isinstance(error, type) and issubclass(error, ProxyError)):
-            raise _Located((*loc, index, "raise"), f"unknown error {rule.raise_!r}")
+            raise Located((*loc, index, "raise"), f"unknown error {rule.raise_!r}")
         status = rule.match.status
         statuses = (
             frozenset() if status is None else frozenset([status] if isinstance(status, int) else status)
@@ -642,11 +632,11 @@ def _check_example(
     try:
         body = etree.fromstring(spec.example.request.encode("utf-8"), parser=_EXAMPLE_PARSER)
     except etree.XMLSyntaxError as error:
-        raise _Located((*loc, "request"), f"example request is not well-formed XML: {error}") from None
+        raise Located((*loc, "request"), f"example request is not well-formed XML: {error}") from None
     problems = check_element(body, example_request(declared))
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise _Located((*loc, "request"), f"example request breaks the contract: {problems[0]}{more}")
+        raise Located((*loc, "request"), f"example request breaks the contract: {problems[0]}{more}")
     body.tag = operation.contract.request_name.clark  # an alias runs the example under its own name
     request = OperationRequest(
         operation.legacy.service, operation.legacy.operation, body, _example_principal(operation, spec)
@@ -658,21 +648,21 @@ def _check_example(
     try:
         answer = drive(plan, DryRun(example_responses(spec)).answer)
     except MissingResponse as error:
-        raise _Located((*loc, "responses"), f"example: {error}") from None
+        raise Located((*loc, "responses"), f"example: {error}") from None
     except MappingRuntimeError as error:
-        raise _Located(loc, f"example does not run: {error.__cause__} (at {error.location})") from None
+        raise Located(loc, f"example does not run: {error.__cause__} (at {error.location})") from None
     except ProxyError as error:
-        raise _Located(loc, f"example does not run: {type(error).__name__}: {error}") from None
+        raise Located(loc, f"example does not run: {type(error).__name__}: {error}") from None
     try:
         element = answer.element()
     except etree.XMLSyntaxError as error:
         where = (*loc[:-1], "answer" if spec.answer is not None else "answer_file")
-        raise _Located(where, f"answer does not render well-formed XML for the example: {error}") from None
+        raise Located(where, f"answer does not render well-formed XML for the example: {error}") from None
     problems = check_element(element, operation.contract.response)
     if problems:
         where = (*loc[:-1], "answer" if spec.answer is not None else "answer_file")
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise _Located(
+        raise Located(
             where,
             f"the example answer of {operation.legacy.operation} breaks its contract: {problems[0]}{more}",
         )

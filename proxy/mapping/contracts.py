@@ -2,7 +2,7 @@
 
 Compiled here into :mod:`proxy.soap.contracts` values, which dispatch (:mod:`proxy.soap.surface`),
 the served WSDL (:mod:`proxy.soap.wsdl`) and the answer check (:mod:`proxy.soap.conformance`) read.
-Pure: values in, values out; every problem is a :class:`DeclarationError` with the YAML path of the
+Pure: values in, values out; every problem is a :class:`~proxy.mapping.source.Located` with the YAML path of the
 key at fault, which the compiler turns into ``file:line``.
 
 Invariants:
@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from proxy.mapping.schema import ContractDecl, FieldDecl, FieldDecls, MappingFile, MessageDecl
-from proxy.mapping.source import Loc, Positions, Problem
+from proxy.mapping.source import Loc, Located, Positions, Problem
 from proxy.soap.catalogue import Binding, Service
 from proxy.soap.conformance import BUILTIN_TYPES
 from proxy.soap.contracts import ComplexType, ElementDecl, Field, HeaderDecl, OperationContract
@@ -35,15 +35,6 @@ TypeKey = tuple[str, str]
 """(namespace, name) of a complex type."""
 TypeRef = str | TypeKey
 """A built-in's name, or the key of a declared complex type."""
-
-
-class DeclarationError(Exception):
-    """A declaration that cannot be compiled, at ``loc`` of its file."""
-
-    def __init__(self, loc: Loc, message: str) -> None:
-        super().__init__(message)
-        self.loc = loc
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -71,20 +62,8 @@ class _Declared:
         return f"{self.positions.file}:{self.positions.line(self.loc)}"
 
 
-class TypeTable(Mapping[TypeKey, ComplexType]):
-    """Every complex type the mapping directory declares."""
-
-    def __init__(self, types: dict[TypeKey, ComplexType]) -> None:
-        self._types = types
-
-    def __getitem__(self, key: TypeKey) -> ComplexType:
-        return self._types[key]
-
-    def __iter__(self) -> Iterable[TypeKey]:  # type: ignore[override]
-        return iter(self._types)
-
-    def __len__(self) -> int:
-        return len(self._types)
+TypeTable = Mapping[TypeKey, ComplexType]
+"""Every complex type the mapping directory declares."""
 
 
 def resolve_qname(text: str, namespaces: Mapping[str, str], default: str | None, loc: Loc) -> TypeKey:
@@ -92,12 +71,12 @@ def resolve_qname(text: str, namespaces: Mapping[str, str], default: str | None,
     prefix, colon, name = text.rpartition(":")
     if not colon:
         if default is None:
-            raise DeclarationError(loc, f"{text!r} needs a namespace prefix (prefix:{text})")
+            raise Located(loc, f"{text!r} needs a namespace prefix (prefix:{text})")
         return default, text
     namespace = namespaces.get(prefix)
     if namespace is None:
         known = ", ".join(sorted(namespaces)) or "none declared"
-        raise DeclarationError(loc, f"unknown namespace prefix {prefix!r} (the file's 'namespaces': {known})")
+        raise Located(loc, f"unknown namespace prefix {prefix!r} (the file's 'namespaces': {known})")
     return namespace, name
 
 
@@ -106,9 +85,7 @@ def _signature(name: str, source: str | FieldDecl, namespaces: Mapping[str, str]
         type_text, *flags = source.split() or [""]
         unknown = sorted(set(flags) - _FLAGS)
         if unknown or not type_text:
-            raise DeclarationError(
-                loc, f"{source!r}: write 'type' followed by any of {', '.join(sorted(_FLAGS))}"
-            )
+            raise Located(loc, f"{source!r}: write 'type' followed by any of {', '.join(sorted(_FLAGS))}")
         decl = FieldDecl(type=type_text, **dict.fromkeys(flags, True))
     else:
         decl = source
@@ -117,14 +94,14 @@ def _signature(name: str, source: str | FieldDecl, namespaces: Mapping[str, str]
     elif decl.type in BUILTIN_TYPES:
         type_ref = decl.type
     else:
-        raise DeclarationError(
+        raise Located(
             loc,
             f"unknown type {decl.type!r}: an XSD built-in ({', '.join(sorted(BUILTIN_TYPES))}) or prefix:Name",
         )
     if decl.mtom and type_ref != "base64Binary":
-        raise DeclarationError(loc, "an 'mtom' payload is a base64Binary")
+        raise Located(loc, "an 'mtom' payload is a base64Binary")
     if decl.list_item is not None and decl.repeated:
-        raise DeclarationError(loc, "a list wrapper ('list_item') does not repeat itself")
+        raise Located(loc, "a list wrapper ('list_item') does not repeat itself")
     return _FieldSig(
         name, type_ref, decl.required, decl.nillable, decl.repeated, decl.list_item, decl.mtom, loc
     )
@@ -144,7 +121,7 @@ def collect_types(files: Iterable[tuple[MappingFile, Positions]]) -> tuple[TypeT
             try:
                 key = resolve_qname(key_text, spec.namespaces, None, loc)
                 here = _Declared(_signatures(fields, spec.namespaces, loc), positions, loc)
-            except DeclarationError as error:
+            except Located as error:
                 problems.append(positions.problem(error.loc, error.message))
                 continue
             earlier = declared.setdefault(key, here)
@@ -166,7 +143,7 @@ def collect_types(files: Iterable[tuple[MappingFile, Positions]]) -> tuple[TypeT
             resolved.append(_field(sig, types))
         # Closing the cycles of recursive types: each type object is created first, then filled.
         object.__setattr__(types[key], "fields", tuple(resolved))
-    return TypeTable(types), problems
+    return types, problems
 
 
 def _field(sig: _FieldSig, types: Mapping[TypeKey, ComplexType]) -> Field:
@@ -181,17 +158,16 @@ def _field(sig: _FieldSig, types: Mapping[TypeKey, ComplexType]) -> Field:
     )
 
 
+def _resolved(sig: _FieldSig, types: TypeTable) -> Field:
+    if isinstance(sig.type, tuple) and sig.type not in types:
+        raise Located(sig.loc, f"type {{{sig.type[0]}}}{sig.type[1]} is not declared in any mapping file")
+    return _field(sig, types)
+
+
 def _fields(
     fields: FieldDecls, namespaces: Mapping[str, str], types: TypeTable, loc: Loc
 ) -> tuple[Field, ...]:
-    out = []
-    for sig in _signatures(fields, namespaces, loc):
-        if isinstance(sig.type, tuple) and sig.type not in types:
-            raise DeclarationError(
-                sig.loc, f"type {{{sig.type[0]}}}{sig.type[1]} is not declared in any mapping file"
-            )
-        out.append(_field(sig, types))
-    return tuple(out)
+    return tuple(_resolved(sig, types) for sig in _signatures(fields, namespaces, loc))
 
 
 def _headers(
@@ -203,13 +179,8 @@ def _headers(
         namespace, name = resolve_qname(name_text, namespaces, service.namespace, here)
         sig = _signature(name, source, namespaces, here)
         if sig.required or sig.repeated or sig.list_item or sig.mtom:
-            raise DeclarationError(here, "a SOAP header takes only a type and 'nillable'")
-        header_type = (
-            _field(sig, types).type if not isinstance(sig.type, tuple) or sig.type in types else None
-        )
-        if header_type is None:
-            raise DeclarationError(here, f"type {{{sig.type[0]}}}{sig.type[1]} is not declared")
-        headers.append(HeaderDecl(namespace, name, header_type, nillable=sig.nillable))
+            raise Located(here, "a SOAP header takes only a type and 'nillable'")
+        headers.append(HeaderDecl(namespace, name, _resolved(sig, types).type, nillable=sig.nillable))
     return tuple(headers)
 
 
@@ -234,9 +205,7 @@ def compile_contract(
         fields = _fields(message.fields, namespaces, types, (*here, "fields"))
         streams = [item.name for item in fields if item.mtom]
         if len(streams) > 1:
-            raise DeclarationError(
-                (*here, "fields"), f"at most one 'mtom' payload per message ({', '.join(streams)})"
-            )
+            raise Located((*here, "fields"), f"at most one 'mtom' payload per message ({', '.join(streams)})")
         messages.append(
             (ElementDecl(namespace, name, fields), _headers(message, namespaces, service, types, here))
         )

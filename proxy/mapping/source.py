@@ -47,6 +47,15 @@ class Positions:
         return Problem(self.file, self.line(loc), message)
 
 
+class Located(Exception):
+    """A problem of a mapping file at ``loc`` (a YAML path), which becomes ``file:line`` in a :class:`Problem`."""
+
+    def __init__(self, loc: Loc, message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
+        self.message = message
+
+
 class YamlError(Exception):
     """The text is not YAML this loader accepts (syntax error, duplicate or non-string key)."""
 
