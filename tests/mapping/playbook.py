@@ -11,7 +11,8 @@ playbook writes down what the plan should yield, what is fed back, and how the p
     )
 
 ``>>`` adds an expectation, ``<<`` the reply to the last one (an exception instance is thrown into
-the plan, as the executor does with a network failure). Evaluating the playbook runs the plan and
+the plan, as the executor does with a network failure). With ``observer`` (the ``altinn3_contract``
+fixture), every Altinn 3 call the plan yields is also judged by Altinn's published contract. Evaluating the playbook runs the plan and
 renders both conversations as text, each actual event projected onto what its expectation names;
 any difference fails with a unified diff of the two transcripts, never "element 3 differs".
 """
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,7 @@ from lxml import etree
 from proxy.errors import ProxyError
 from proxy.mapping.calls import Altinn3Call, CallBatch, LegacyAnswer, PlanRequest
 from proxy.mapping.engine import Plan
+from tests.mapping.helpers import wire
 
 
 @dataclass(frozen=True)
@@ -195,6 +197,7 @@ class Playbook:
     """The expected conversation with one plan (see the module docstring)."""
 
     plan: Plan
+    observer: Callable[..., None] | None = None
     expectations: list[Expectation] = field(default_factory=list)
     replies: list[Any] = field(default_factory=list)
 
@@ -232,9 +235,15 @@ class Playbook:
     def _next(self, reply: Any) -> Event:
         try:
             if isinstance(reply, BaseException):
-                return self.plan.throw(reply)
-            return self.plan.send(None if reply is _NO_REPLY else reply)
+                event = self.plan.throw(reply)
+            else:
+                event = self.plan.send(None if reply is _NO_REPLY else reply)
         except StopIteration as stop:
             return _Ended(stop.value)
         except ProxyError as error:
             return _Raised(error)
+        if self.observer is not None:
+            for call in event.calls if isinstance(event, CallBatch) else (event,):
+                if isinstance(call, Altinn3Call):
+                    self.observer(*wire(call))
+        return event

@@ -16,10 +16,10 @@ from lxml import etree
 from proxy.errors import AuthorizationDenied, Conflict, NotFound, ProxyError
 from proxy.identity.principal import CallerKind, OrgGrant, Principal
 from proxy.mapping import Engine, MappingSet, OperationRequest, Route, RoutingTable
-from proxy.mapping.calls import Altinn3Call, Altinn3Response, CallBatch, JsonBody, LoadReceipts, PlanRequest
+from proxy.mapping.calls import Altinn3Call, Altinn3Response, CallBatch, LoadReceipts, PlanRequest
 from proxy.pipeline.loading import load_mapping_set
 from tests.mapping.helpers import MAPPINGS, canonical, run
-from tests.mapping.playbook import Call, Fault, Playbook, Yields
+from tests.mapping.playbook import Answer, Call, Fault, Playbook, Yields
 
 NS = "http://www.altinn.no/services/ServiceEngine/Broker/2015/06"
 BE = "http://schemas.altinn.no/services/ServiceEngine/Broker/2015/06"
@@ -85,29 +85,27 @@ def test_initiate_posts_the_manifest_as_a_file_transfer(
       </InitiateBrokerServiceBasic>""")
     request = OperationRequest("BrokerServiceExternalBasic", "InitiateBrokerServiceBasic", body, SENDER)
 
-    answer, seen = run(
-        _engine(mapping_set).start(request),
-        lambda _: Altinn3Response(200, json={"fileTransferId": FILE_ID}),
-        altinn3_contract,
-    )
-
-    (call,) = seen
-    assert isinstance(call, Altinn3Call)
-    assert (call.method, call.path) == ("POST", "/broker/api/v1/filetransfer")
-    assert isinstance(call.body, JsonBody)
-    assert call.body.value == {
-        "fileName": "data.zip",
-        "resourceId": "ttd-broker-4712",
-        "sender": "0192:310000019",
-        "recipients": ["0192:310000027", "0192:310000035"],
-        "sendersFileTransferReference": "ref-1",
-        "propertyList": {"k": "v"},
-    }
-    assert "altinn:broker.write" in call.token.scopes
-    assert canonical(answer.xml) == canonical(
-        f"<InitiateBrokerServiceBasicResponse xmlns='{NS}'>"
-        f"<InitiateBrokerServiceBasicResult>{FILE_ID}</InitiateBrokerServiceBasicResult>"
-        "</InitiateBrokerServiceBasicResponse>".encode()
+    assert (
+        Playbook(_engine(mapping_set).start(request), altinn3_contract)
+        >> Call(
+            "POST",
+            "/broker/api/v1/filetransfer",
+            json={
+                "fileName": "data.zip",
+                "resourceId": "ttd-broker-4712",
+                "sender": "0192:310000019",
+                "recipients": ["0192:310000027", "0192:310000035"],
+                "sendersFileTransferReference": "ref-1",
+                "propertyList": {"k": "v"},
+            },
+            scopes=frozenset({"altinn:broker.write"}),
+        )
+        << Altinn3Response(200, json={"fileTransferId": FILE_ID})
+        >> Answer(
+            f"<InitiateBrokerServiceBasicResponse xmlns='{NS}'>"
+            f"<InitiateBrokerServiceBasicResult>{FILE_ID}</InitiateBrokerServiceBasicResult>"
+            "</InitiateBrokerServiceBasicResponse>"
+        )
     )
 
 
