@@ -2,9 +2,12 @@
 
 Sans-IO, like httpx's auth flow. ``Engine.start`` returns a generator (a *plan*) that yields
 :mod:`proxy.mapping.calls` requests and receives their answers via ``send``; it returns a
-:class:`LegacyAnswer` or raises a :mod:`proxy.errors` error. The executor reports an upstream or
-token failure by ``throw``-ing the error into the plan at the yield, where the operation's fault
-table turns it into the Altinn fault the legacy client expects.
+:class:`LegacyAnswer` or raises a :mod:`proxy.errors` error. Every Altinn 3 response is judged
+here (:func:`proxy.mapping.problem.judge`: an answer, an accepted error status, or a refusal); a
+refusal, and a failure with no response at all (a network failure, a token refused, which the
+executor ``throw``-s into the plan at the yield), go through the operation's fault table to the
+Altinn fault the legacy client expects. Live traffic, ``explain`` and the load-time examples run
+this same code; only who answers the yielded requests differs.
 
 Invariants:
 * Nothing here parses or compiles: operations arrive compiled (``proxy.mapping.compiler``).
