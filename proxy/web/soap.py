@@ -385,7 +385,7 @@ class _SoapEndpoint:
         query = {key.lower(): value.lower() for key, value in request.query.items()}
         address = self._base_url(request) + service.paths[0]
         if "xsd" in query:
-            description = self._describe(service, address, surface)
+            description = await asyncio.to_thread(self._describe, service, address, surface)
             index = query["xsd"].removeprefix("xsd")
             if not index.isdigit() or int(index) >= len(description.schemas):
                 raise web.HTTPNotFound(text="no such schema")
@@ -394,7 +394,8 @@ class _SoapEndpoint:
             original = await asyncio.to_thread(self._original_wsdl, service, address)
             if original is not None:
                 return _xml(original)
-            return _xml(self._describe(service, address, surface).wsdl)
+            # Generating a large service's schemas takes a while: off the loop, like the file read.
+            return _xml((await asyncio.to_thread(self._describe, service, address, surface)).wsdl)
         return web.Response(
             text=f"{service.name}: Altinn 2 compatibility endpoint. Metadata: {address}?wsdl\n",
             content_type="text/plain",
