@@ -60,7 +60,9 @@ async def test_a_cpu_bound_callback_is_caught() -> None:
 def test_garbage_collection_is_not_the_callbacks_blocking() -> None:
     """A full collection over a large heap inside a callback is not reported; the callback's own work is."""
     guard = loopguard.BlockingGuard(limit_seconds=0.03)
-    heap = [[] for _ in range(2_000_000)]  # tracked containers, so a full collection walks them all
+    heap: list[list[int]] = [
+        [] for _ in range(2_000_000)
+    ]  # tracked containers, so a full collection walks them all
     collected: list[float] = []
 
     def collect() -> None:
