@@ -5,13 +5,22 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test check lint format typecheck dockerlint bench clean
+.PHONY: run test check lint format typecheck dockerlint bench clean lock
 
-$(INSTALLED): pyproject.toml
+# The runtime dependencies come from the hash-checked lock (as in the image), so the suite tests
+# exactly what the image ships; the tooling comes from the exact pins of the dev extra.
+$(INSTALLED): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(INSTALLED)
+
+PIP_TOOLS := pip-tools==7.7.0
+lock: $(INSTALLED)  ## re-resolve requirements.lock (versions and hashes) from pyproject.toml's ranges
+	$(BIN)/python -m pip install --quiet '$(PIP_TOOLS)'
+	$(BIN)/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe --no-emit-index-url \
+		--no-emit-find-links --output-file requirements.lock pyproject.toml
 
 run: $(INSTALLED)  ## start the proxy with in-process fakes of Maskinporten and Altinn 3
 	$(BIN)/altinn-proxy sandbox

@@ -30,7 +30,7 @@ from proxy.identity.lockout import LockoutPolicy
 from proxy.identity.principal import LegacyCredentials, Principal
 from proxy.identity.verified import VerifiedPasswords
 from proxy.mapping.calls import BaseUrls
-from proxy.mapping.engine import Engine
+from proxy.mapping.engine import CompiledCall, Engine, MappingSet
 from proxy.maskinporten.config import (
     MaskinportenConfig,
     RefreshPolicy,
@@ -41,6 +41,8 @@ from proxy.maskinporten.config import (
 from proxy.maskinporten.config import Timeouts as TokenTimeouts
 from proxy.maskinporten.online import Verdict, subjects, verdict
 from proxy.maskinporten.provider import TokenProvider
+from proxy.observability.labels import Known, precreate
+from proxy.observability.metrics import hide_server_software
 from proxy.pipeline import MappedOperations, MappingRegistry, Pipeline, authorize_reportee, routing_table
 from proxy.pipeline.loading import load_mapping_set
 from proxy.settings import Settings
@@ -83,6 +85,7 @@ def create_app(settings: Settings, readiness: Readiness | None = None) -> web.Ap
     readiness = readiness or Readiness()
     app = web.Application(middlewares=[request_context], client_max_size=settings.limits.max_body_bytes)
     app[SETTINGS] = settings
+    app.on_response_prepare.append(hide_server_software)
     add_health_routes(app, readiness)
     app.cleanup_ctx.append(_services_context(readiness))
     add_soap_routes(
@@ -120,6 +123,16 @@ def _pipeline_of(app: web.Application) -> Callable[[], Pipeline | None]:
         return services.pipeline if services is not None else None
 
     return pipeline
+
+
+def mapped_apis(mapping_set: MappingSet) -> frozenset[str]:
+    """The Altinn 3 API names (metric labels) that ``mapping_set``'s operations call."""
+    return frozenset(
+        step.action.api
+        for operation in mapping_set.operations.values()
+        for step in operation.steps
+        if isinstance(step.action, CompiledCall)
+    )
 
 
 def _surface_of(app: web.Application) -> Callable[[], Surface]:
@@ -350,6 +363,11 @@ def _services_context(readiness: Readiness) -> Any:
                 return mappings.readiness()
 
             readiness.checks.update(store=store_check, mappings=mappings_check)
+            precreate(Known(apis=mapped_apis(mappings.current())))
+            stack.callback(readiness.stopped)
+            await readiness.report()
+            checker = asyncio.create_task(readiness.watch(), name="readiness-watcher")
+            stack.push_async_callback(_stop, checker)
             yield
 
     return services

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import structlog
 
-from proxy import __version__
+from proxy import SHIPPED_MAPPINGS_DIR, __version__
 from proxy.errors import ConfigurationError, ProxyError
 from proxy.identity.cli import add_cli_commands as add_credentials_commands
 from proxy.observability.logging import configure_logging
-from proxy.settings import MAX_WORKERS, Settings, load_settings
+from proxy.settings import MAX_WORKERS, Settings, environment_overrides, load_settings
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -48,6 +48,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     if problems:
         return 1
     print(f"{args.config}: settings, key, credentials and mappings ok")
+    for override in environment_overrides(Path(args.config)):
+        print(f"  {override}")
+    shipped = " (shipped with the package)" if settings.mappings_dir == SHIPPED_MAPPINGS_DIR else ""
+    print(f"  mappings: {settings.mappings_dir}{shipped}")
     if not args.online:
         return 0
     from proxy.app import online_check

@@ -8,8 +8,11 @@ the dotted key and what is wrong, e.g.::
 Secrets are never inlined: the settings hold *paths* to files (Kubernetes mounts secrets as files),
 and a missing or unreadable file is a settings error. Nothing here logs a secret's content.
 
-Environment overrides use ``__`` between levels: ``ALTINN_PROXY_LISTEN__PORT=9000`` sets
-``listen.port``; values are read as YAML scalars (``true``, ``12``, ``a string``).
+Precedence, highest first: an ``ALTINN_PROXY_...`` environment variable, the settings file, the
+default here. Environment overrides use ``__`` between levels: ``ALTINN_PROXY_LISTEN__PORT=9000``
+sets ``listen.port``; values are read as YAML scalars (``true``, ``12``, ``a string``). The image
+and the chart set no setting by environment, and ``altinn-proxy check`` names every value the
+environment overrides (:func:`environment_overrides`), so a file is never silently overruled.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from proxy import SHIPPED_MAPPINGS_DIR
 from proxy.errors import ConfigurationError
 from proxy.store.model import MAX_FIRST_LEGACY_ID
 
@@ -345,7 +349,8 @@ class Settings(_Section):
     identity: Identity
     store: Store = Store()
     data_dir: Path = Path("data")
-    mappings_dir: Path = Path("mappings")
+    #: Left out: the mapping files shipped with the package.
+    mappings_dir: Path = SHIPPED_MAPPINGS_DIR
     #: Operator-supplied original WSDL files, served with rewritten addresses.
     wsdl_dir: Path | None = None
     limits: Limits = Limits()
@@ -421,11 +426,33 @@ def validate_settings(
         raise _located(error, data, str(source), lines or {}) from None
 
 
+def environment_overrides(path: Path, environ: Mapping[str, str] | None = None) -> list[str]:
+    """One line per setting that an environment variable sets, naming the file line it overrules."""
+    environ = os.environ if environ is None else environ
+    try:
+        node = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except (OSError, yaml.YAMLError):
+        node = None
+    lines = _line_numbers(node) if node is not None else {}
+    overrides = []
+    for name in sorted(environ):
+        keys = _environment_key_path(name) if _is_setting_variable(name) else ()
+        if keys:
+            line = lines.get(keys)
+            instead = f"overrides {path}:{line}" if line else "not in the file"
+            overrides.append(f"{'.'.join(keys)}: from environment {name} ({instead})")
+    return overrides
+
+
+def _is_setting_variable(name: str) -> bool:
+    return name.startswith(ENV_PREFIX) and not name.startswith(ENV_PREFIX + "TEST_")
+
+
 def apply_environment(data: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
     """Overlay ``ALTINN_PROXY_A__B=value`` variables onto the settings mapping."""
     merged: dict[str, Any] = _deep_copy(data)
     for name, raw in sorted(environ.items()):
-        if not name.startswith(ENV_PREFIX) or name.startswith(ENV_PREFIX + "TEST_"):
+        if not _is_setting_variable(name):
             continue
         keys = _environment_key_path(name)
         if not keys:

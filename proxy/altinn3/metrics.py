@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Histogram
 
+from proxy.observability.labels import Known, closed
+
 REQUESTS = Counter(
     "altinn_proxy_altinn3_requests_total",
     "Altinn 3 requests by API, method and outcome (2xx..5xx, error for no answer)",
@@ -18,8 +20,17 @@ LATENCY = Histogram(
 RETRIES = Counter(
     "altinn_proxy_altinn3_retries_total", "Altinn 3 calls retried, by reason", ["api", "reason"]
 )
-REJECTED_BY_BREAKER = Counter(
-    "altinn_proxy_altinn3_circuit_rejections_total", "Calls refused because the circuit was open", ["api"]
+
+
+def _mapped_apis(known: Known) -> list[tuple[str]]:
+    return [(api,) for api in sorted(known.apis)]
+
+
+REJECTED_BY_BREAKER = closed(
+    Counter(
+        "altinn_proxy_altinn3_circuit_rejections_total", "Calls refused because the circuit was open", ["api"]
+    ),
+    _mapped_apis,
 )
 
 

@@ -14,12 +14,18 @@ from prometheus_client import REGISTRY, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-KINDS = ("system_user", "system_user_exchanged", "service_owner", "service_owner_exchanged")
+from proxy.observability.labels import closed, product
 
-TOKEN_FETCHES = Counter(
-    "altinn_proxy_token_fetches",
-    "Token fetches from Maskinporten (and the Altinn exchange), by outcome and key kind.",
-    ["kind", "outcome"],
+KINDS = ("system_user", "system_user_exchanged", "service_owner", "service_owner_exchanged")
+OUTCOMES = ("ok", "refused", "unavailable")
+
+TOKEN_FETCHES = closed(
+    Counter(
+        "altinn_proxy_token_fetches",
+        "Token fetches from Maskinporten (and the Altinn exchange), by outcome and key kind.",
+        ["kind", "outcome"],
+    ),
+    product(KINDS, OUTCOMES),
 )
 TOKEN_FETCH_SECONDS = Histogram(
     "altinn_proxy_token_fetch_seconds",
@@ -37,10 +43,13 @@ TOKEN_CACHE_WAITS = Counter(
     "token() calls that had to wait for a fetch (cold, expired or invalidated key).",
     ["kind"],
 )
-TOKEN_REFUSALS_REPLAYED = Counter(
-    "altinn_proxy_token_refusals_replayed",
-    "token() calls answered with a recently remembered refusal (e.g. MP-303), without a new grant.",
-    ["kind"],
+TOKEN_REFUSALS_REPLAYED = closed(
+    Counter(
+        "altinn_proxy_token_refusals_replayed",
+        "token() calls answered with a recently remembered refusal (e.g. MP-303), without a new grant.",
+        ["kind"],
+    ),
+    product(KINDS),
 )
 
 

@@ -27,8 +27,16 @@ REQUEST_SECONDS = Histogram(
     ["route"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 120),
 )
+STREAMED_REQUEST_SECONDS = Histogram(
+    "altinn_proxy_http_streamed_request_seconds",
+    "Time to serve a request that streamed a file (MTOM upload or download), kept apart from the others",
+    ["route"],
+    buckets=(0.1, 0.5, 1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600),
+)
 IN_FLIGHT = Gauge("altinn_proxy_http_in_flight", "Requests being served right now")
-READY = Gauge("altinn_proxy_ready", "1 when /readyz answers 200")
+READY = Gauge("altinn_proxy_ready", "1 while the process is ready for traffic (what /readyz answers)")
+#: The ``Server`` header of every response: the product, never the versions of Python or aiohttp.
+SERVER_HEADER = "altinn-proxy"
 
 
 def bound(metric: M, *values: str) -> M:
@@ -57,8 +65,14 @@ async def _metrics(_: web.Request) -> web.Response:
     return response
 
 
+async def hide_server_software(_: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare`` of every app: a ``Server`` header without Python's or aiohttp's version."""
+    response.headers["Server"] = SERVER_HEADER
+
+
 def create_metrics_app() -> web.Application:
     """A tiny application that serves ``/metrics`` (run it on the metrics port)."""
     app = web.Application()
+    app.on_response_prepare.append(hide_server_software)
     app.router.add_get("/metrics", _metrics)
     return app

@@ -21,6 +21,7 @@ import yaml
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 
+from proxy import SHIPPED_MAPPINGS_DIR
 from proxy.identity.passwords import hash_password
 from proxy.sandbox import fixtures
 from proxy.sandbox.broker import BrokerResource, FakeBroker, install_broker
@@ -257,5 +258,5 @@ def sandbox_settings(fakes: Fakes, workdir: Path, **options: Any) -> Settings:
 
 
 def default_mappings_dir() -> Path:
-    """The repository's ``mappings/`` folder (next to the ``proxy`` package)."""
-    return Path(__file__).resolve().parents[2] / "mappings"
+    """The mapping files shipped with the package (the repository's ``mappings/``)."""
+    return SHIPPED_MAPPINGS_DIR

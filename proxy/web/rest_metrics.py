@@ -8,13 +8,28 @@ from __future__ import annotations
 
 from prometheus_client import Counter
 
+from proxy.observability.labels import Known, closed, product
+
+#: The methods the legacy REST API served.
+REST_METHODS = ("GET", "POST", "PUT", "DELETE")
+
+
+def _routes(_: Known) -> tuple[tuple[str, ...], ...]:
+    from proxy.web.rest import ROUTE_TEMPLATES  # rest imports this module
+
+    return product(REST_METHODS, ROUTE_TEMPLATES)
+
+
 REST_ERRORS = Counter(
     "altinn_proxy_rest_errors_total",
     "Legacy REST error replies, by error kind (proxy.errors ProxyError.kind, or 'unexpected') and status.",
     ["kind", "status"],
 )
-REST_UNTRANSLATED = Counter(
-    "altinn_proxy_rest_untranslated_total",
-    "Authenticated legacy REST calls that this proxy does not translate to Altinn 3, by route template.",
-    ["method", "route"],
+REST_UNTRANSLATED = closed(
+    Counter(
+        "altinn_proxy_rest_untranslated_total",
+        "Authenticated legacy REST calls that this proxy does not translate to Altinn 3, by route template.",
+        ["method", "route"],
+    ),
+    _routes,
 )

@@ -34,7 +34,7 @@ from proxy.errors import (
 )
 from proxy.identity.principal import LegacyCredentials, Principal
 from proxy.observability.metrics import bound
-from proxy.soap.catalogue import TEST_OPERATION_NAME, CredentialPlacement, Operation, Service
+from proxy.soap.catalogue import TEST_OPERATION_NAME, Binding, CredentialPlacement, Operation, Service
 from proxy.soap.encode import EncodedMessage, SoapReply, encode_fault, encode_reply
 from proxy.soap.envelope import MULTIPART_RELATED, ContentType, SoapVersion
 from proxy.soap.handler import OperationHandler, SoapContext
@@ -44,7 +44,7 @@ from proxy.soap.request import SoapCall, parse_request, request_version
 from proxy.soap.surface import Surface
 from proxy.soap.wsdl import ServiceDescription, describe, rewrite_addresses
 from proxy.soap.xmlsafe import XmlLimits
-from proxy.web.middleware import request_id_of
+from proxy.web.middleware import mark_streamed, name_legacy_operation, request_id_of
 from proxy.web.soap_metrics import SOAP_FAULTS, SOAP_REQUESTS, SOAP_UNTRANSLATED
 
 log = structlog.get_logger()
@@ -137,6 +137,9 @@ class _SoapEndpoint:
         surface = self._surface()
         service = surface.catalogue.for_path(request.path)
         content_type = request.headers.get("Content-Type")
+        if service is None and request.method in ("GET", "HEAD"):
+            # Scanners probe for .svc paths: a plain 404, not a SOAP fault counted against clients.
+            raise web.HTTPNotFound(text="no Altinn 2 SOAP service at this path\n")
         if service is None:
             error = UnknownOperation(f"there is no Altinn 2 SOAP service at {request.path[:200]}")
             return self._fault(
@@ -148,9 +151,13 @@ class _SoapEndpoint:
             raise web.HTTPMethodNotAllowed(request.method, ["GET", "POST"])
         version = request_version(content_type, service.soap_version)
         operation: Operation | None = None
+        name_legacy_operation(request, service.name, None)
+        if service.binding is Binding.BASIC_STREAMED:
+            mark_streamed(request)
         try:
             call = await self._read_call(request, service)
             operation = call.operation
+            name_legacy_operation(request, service.name, operation.name)
             reply = await self._invoke(call, request_id, request.remote)
             encoded = encode_reply(call, reply)
             response = await self._write(request, encoded)

@@ -139,3 +139,30 @@ async def test_store_migrate_then_check(settings_file: Path) -> None:
     code, out, err = await run_cli("store", "check", "--config", str(settings_file))
     assert code == 0, err
     assert "schema" in out.lower()
+
+
+async def test_check_names_what_the_environment_overrides(settings_file: Path) -> None:
+    """A file saying drain_delay: 10 must never be drained with another value without a word."""
+    text = settings_file.read_text().replace(
+        "data_dir: data\n", "data_dir: data\ntimeouts:\n  drain_delay: 10\n"
+    )
+    settings_file.write_text(text)
+    line = text.splitlines().index("  drain_delay: 10") + 1
+    code, out, err = await run_cli(
+        "check", "--config", str(settings_file), env={"ALTINN_PROXY_TIMEOUTS__DRAIN_DELAY": "5"}
+    )
+    assert (code, err) == (0, "")
+    assert (
+        f"timeouts.drain_delay: from environment ALTINN_PROXY_TIMEOUTS__DRAIN_DELAY "
+        f"(overrides {settings_file}:{line})"
+    ) in out
+    code, out, _ = await run_cli("check", "--config", str(settings_file))
+    assert "from environment" not in out
+
+
+async def test_the_shipped_mappings_serve_when_the_settings_name_none(settings_file: Path) -> None:
+    text = "\n".join(line for line in settings_file.read_text().splitlines() if "mappings_dir" not in line)
+    settings_file.write_text(text + "\n")
+    code, out, err = await run_cli("check", "--config", str(settings_file))
+    assert (code, err) == (0, "")
+    assert "(shipped with the package)" in out

@@ -61,9 +61,7 @@ app.kubernetes.io/part-of: altinn-proxy
 {{/* Where things live inside the pod. */}}
 {{- define "altinn-proxy.configDir" -}}/etc/altinn-proxy{{- end }}
 {{- define "altinn-proxy.secretsDir" -}}/etc/altinn-proxy/secrets{{- end }}
-{{- define "altinn-proxy.mappingsDir" -}}
-{{- if .Values.mappings.fromChart }}/etc/altinn-proxy/mappings{{ else }}/app/mappings{{ end }}
-{{- end }}
+{{- define "altinn-proxy.mappingsDir" -}}/etc/altinn-proxy/mappings{{- end }}
 
 {{/* Names of the Secrets the pod reads: the existing one, or the chart-created one. */}}
 {{- define "altinn-proxy.secretName" -}}
@@ -144,7 +142,9 @@ The settings file: the user's `settings` plus the keys the chart owns.
 {{- $_ := set $listen "metrics_port" 9464 -}}
 {{- $_ := set $settings "listen" $listen -}}
 {{- $_ := set $settings "data_dir" "/data" -}}
+{{- if .Values.mappings.fromChart }}
 {{- $_ := set $settings "mappings_dir" (include "altinn-proxy.mappingsDir" .) -}}
+{{- end }}
 {{- $mp := $settings.maskinporten | default dict -}}
 {{- if eq .Values.secrets.maskinporten.kind "key" }}
 {{- $_ := set $mp "key_file" (printf "%s/maskinporten/key" $secrets) -}}
