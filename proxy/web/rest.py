@@ -43,7 +43,7 @@ from proxy.errors import (
 )
 from proxy.identity.principal import Principal
 from proxy.identity.reportee import authorize, parse_reportee, require_service_owner
-from proxy.observability.metrics import method_label
+from proxy.observability.metrics import LEGACY_CALLS, bound, method_label
 from proxy.web.middleware import request_id_of
 from proxy.web.rest_metrics import REST_ERRORS, REST_UNTRANSLATED
 
@@ -206,6 +206,7 @@ class _RestFront:
         principal: Principal | None = None
         try:
             principal = await self._authenticate(request, peer)
+            bound(LEGACY_CALLS, principal.caller_id, "rest", f"{method} {route.template}").inc()
             org = self._authorize(principal, route)
             REST_UNTRANSLATED.labels(method, route.template).inc()
             _log.info(

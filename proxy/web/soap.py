@@ -33,7 +33,7 @@ from proxy.errors import (
     upstream_cause,
 )
 from proxy.identity.principal import LegacyCredentials, Principal
-from proxy.observability.metrics import bound
+from proxy.observability.metrics import LEGACY_CALLS, bound
 from proxy.soap.catalogue import TEST_OPERATION_NAME, Binding, CredentialPlacement, Operation, Service
 from proxy.soap.encode import EncodedMessage, SoapReply, encode_fault, encode_reply
 from proxy.soap.envelope import MULTIPART_RELATED, ContentType, SoapVersion
@@ -202,6 +202,8 @@ class _SoapEndpoint:
             if call.credentials is None:
                 raise AuthenticationFailed("the request carries no system user name and password")
             principal = await self._authenticate(call.credentials, call, remote)
+            operation = f"{call.service.name}/{call.operation.name}"
+            bound(LEGACY_CALLS, principal.caller_id, "soap", operation).inc()
         return await handler(call, SoapContext(request_id, principal, remote))
 
     def _fault(

@@ -105,6 +105,7 @@ GRAFANA_INTERVALS = re.compile(r"\$__(rate_interval|interval|range)\b")
 _TOKEN = re.compile(
     r"""(?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`)
       |(?P<range>\[[^\]]*\])
+      |(?P<duration>(?:\d+(?:ms|[smhdwy]))+\b)
       |(?P<number>\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)
       |(?P<ident>[A-Za-z_:][A-Za-z0-9_:]*)
       |(?P<matchop>=~|!~|!=|==|=)
@@ -128,7 +129,7 @@ def read(expression: str) -> Usage:
     tokens = [
         (m.lastgroup or "", m.group())
         for m in _TOKEN.finditer(GRAFANA_INTERVALS.sub("5m", expression))
-        if m.lastgroup not in ("string", "range", "number")
+        if m.lastgroup not in ("string", "range", "duration", "number")
     ]
     usage = Usage()
     index = 0

@@ -80,6 +80,11 @@ def test_promql_reader_separates_metrics_labels_and_functions() -> None:
     assert usage.grouping_labels == {"le", "route", "kind"}
 
 
+def test_promql_reader_skips_offset_durations() -> None:
+    usage = promql.read("sum(x_total unless x_total offset 1h30m) > 0 or vector(0)")
+    assert usage.metrics == {"x_total": set()}
+
+
 def test_a_renamed_metric_is_reported(series: dict[str, frozenset[str]]) -> None:
     assert problems_of("sum(rate(altinn_proxy_soap_faults{job='x'}[5m]))", series) == [
         "unknown metric 'altinn_proxy_soap_faults'"
@@ -123,7 +128,22 @@ def test_dashboard_answers_the_operators_questions() -> None:
         "altinn_proxy_token_fetches_total",
         "altinn_proxy_token_seconds_until_expiry",
         "altinn_proxy_altinn3_requests_total",  # outbound calls by API and status
+        "altinn_proxy_http_streamed_request_seconds_bucket",  # streamed transfers, apart
+        "altinn_proxy_rest_errors_total",  # the legacy REST front
+        "altinn_proxy_rest_untranslated_total",
+        "altinn_proxy_legacy_calls_total",  # who still calls what
     }
+
+
+def test_per_second_titles_show_rates_and_counts_say_so() -> None:
+    """A panel titled "/s" shows rates only; a panel of counts per interval does not say "/s"."""
+    for title, expression in chart.dashboard_expressions(chart.dashboard()):
+        counts = "increase(" in expression
+        if "/s" in title:
+            assert not counts, f"{title!r} shows counts: {expression}"
+            assert "rate(" in expression, f"{title!r} shows no rate: {expression}"
+        if counts:
+            assert "/s" not in title, title
 
 
 def test_every_alert_uses_metrics_the_code_defines(series: dict[str, frozenset[str]]) -> None:

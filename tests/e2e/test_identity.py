@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 from lxml import etree
+from prometheus_client import REGISTRY
 
 from tests.e2e.conftest import World
 
@@ -19,6 +20,7 @@ INBOX_NS = "http://www.altinn.no/services/ServiceEngine/ReporteeElementList/2009
 SEARCH_NS = "http://schemas.altinn.no/services/Archive/ReporteeArchive/2009/10"
 FAULT_NS = "http://www.altinn.no/services/common/fault/2009/10"
 TIMEOUT = aiohttp.ClientTimeout(total=30)
+INBOX_OPERATION = "ReporteeElementListExternalBasic/GetReporteeElementListBasicV2"
 
 
 def inbox_request(username: str, password: str, reportee: str) -> bytes:
@@ -58,9 +60,14 @@ def outbound(world: World, contract: Any) -> tuple[int, Counter[tuple[str, str |
 
 
 async def test_the_own_reportee_is_served(world: World) -> None:
+    labels = {"caller": "demo-eus", "front": "soap", "operation": INBOX_OPERATION}
+    before = REGISTRY.get_sample_value("altinn_proxy_legacy_calls_total", labels) or 0
     status, answer = await call(world, inbox_request("demo-eus", "demo-eus-password", "310000019"))
     assert status == 200, etree.tostring(answer)
     assert answer.find(f".//{{{INBOX_NS}}}GetReporteeElementListBasicV2Response") is not None
+    assert REGISTRY.get_sample_value("altinn_proxy_legacy_calls_total", labels) == before + 1, (
+        "who calls what"
+    )
 
 
 async def test_another_orgs_reportee_is_refused_before_any_outbound_call(

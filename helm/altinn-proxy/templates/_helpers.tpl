@@ -108,8 +108,27 @@ Refuse configurations that would start pods which cannot work, with the fix in t
 {{- if and (gt (int $replicas) 1) (not (include "altinn-proxy.usesPostgres" .)) }}
 {{- fail "several replicas must share one store: set settings.store.url to postgresql://... (or run one replica)" }}
 {{- end }}
-{{- if and .Values.ingress.enabled .Values.ingress.mtls.enabled (not (.Values.settings.identity | default dict).trusted_proxies) }}
+{{- $identity := .Values.settings.identity | default dict -}}
+{{- if and .Values.ingress.enabled .Values.ingress.mtls.enabled }}
+{{- if not $identity.trusted_proxies }}
 {{- fail "ingress.mtls needs settings.identity.trusted_proxies (the ingress controller's pod network), or forwarded certificates are ignored" }}
+{{- end }}
+{{- if ne (lower ($identity.client_certificate_header | default "")) "ssl-client-cert" }}
+{{- fail (printf "ingress.mtls: ingress-nginx forwards the client certificate in the header ssl-client-cert, but settings.identity.client_certificate_header is %q: set it to ssl-client-cert" ($identity.client_certificate_header | default "")) }}
+{{- end }}
+{{- if not (include "altinn-proxy.hasClientCa" .) }}
+{{- fail "ingress.mtls: set secrets.clientCa (existingSecret or pem) to the CAs of the enterprise certificates; without it the proxy cannot use the certificates the ingress forwards" }}
+{{- end }}
+{{- end }}
+{{- $storeUrl := (.Values.settings.store | default dict).url | default "" -}}
+{{- if regexMatch "^[A-Za-z][A-Za-z0-9+.-]*://[^/@]*:[^/@]*@" $storeUrl }}
+{{- fail "settings.store.url contains a password, which would land in a ConfigMap: remove it from the URL and put it in secrets.postgres (existingSecret or password)" }}
+{{- end }}
+{{- if and .Values.networkPolicy.enabled (include "altinn-proxy.usesPostgres" .) (not .Values.networkPolicy.egress.postgres.to) }}
+{{- fail "networkPolicy.egress.postgres.to is empty, so the NetworkPolicy blocks PostgreSQL and no pod becomes ready: list the PostgreSQL server's peers (namespaceSelector/podSelector/ipBlock), or set networkPolicy.enabled=false" }}
+{{- end }}
+{{- if and .Values.persistence.enabled (or .Values.autoscaling.enabled (gt (int .Values.replicaCount) 1)) (not (has "ReadWriteMany" .Values.persistence.accessModes)) }}
+{{- fail "persistence with several replicas (or autoscaling) would share one ReadWriteOnce claim: several replicas keep their state in PostgreSQL, so set persistence.enabled=false (or use a ReadWriteMany claim)" }}
 {{- end }}
 {{- $timeouts := .Values.settings.timeouts | default dict -}}
 {{- $needed := addf ($timeouts.drain_delay | default 0) ($timeouts.drain | default 25) -}}
