@@ -51,6 +51,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from proxy.errors import ConfigurationError
+from proxy.observability.metrics import hide_server_software
 
 log = structlog.get_logger("proxy.workers")
 
@@ -273,6 +274,7 @@ def _metrics_app(supervisor: Supervisor) -> web.Application:
         return response
 
     app = web.Application()
+    app.on_response_prepare.append(hide_server_software)
     app.router.add_get("/metrics", metrics)
     return app
 
