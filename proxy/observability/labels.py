@@ -8,9 +8,10 @@ definition, and the app calls :func:`precreate` once at start, which creates eac
 
 A label set is either static (a sequence of label-value tuples, e.g. ``product(KINDS, OUTCOMES)``)
 or derived from what the process has loaded (a function of :class:`Known`, e.g. the Altinn 3 API names
-of the mapping set). Open values (organisation numbers, raw paths) are never labels here. To declare
-a new closed set, call :func:`closed` where the metric is defined; to give the sets a new kind of
-loaded knowledge, add a field to :class:`Known` and fill it where the app calls :func:`precreate`.
+of the mapping set, or organisations named in the settings). Values a caller chooses are never
+declared. To declare a new closed set, call :func:`closed` where the metric is defined; to derive
+sets from more of what was loaded, add a field to :class:`Known` and fill it where the app calls
+:func:`precreate`.
 """
 
 from __future__ import annotations
