@@ -47,11 +47,12 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"altinn-proxy: mapping error: {problem}", file=sys.stderr)
     if problems:
         return 1
-    print(f"{args.config}: settings, key, credentials and mappings ok")
+    shipped = (
+        " (the mappings shipped with the package)" if settings.mappings_dir == SHIPPED_MAPPINGS_DIR else ""
+    )
+    print(f"{args.config}: settings, key, credentials and mappings ok{shipped}")
     for override in environment_overrides(Path(args.config)):
         print(f"  {override}")
-    shipped = " (shipped with the package)" if settings.mappings_dir == SHIPPED_MAPPINGS_DIR else ""
-    print(f"  mappings: {settings.mappings_dir}{shipped}")
     if not args.online:
         return 0
     from proxy.app import online_check

@@ -91,7 +91,7 @@ def test_check_uses_the_shipped_mappings(installed: Path, tmp_path: Path) -> Non
     (tmp_path / "settings.yaml").write_text(SETTINGS)
     out = run(installed / "altinn-proxy", "check", "--config", "settings.yaml", cwd=tmp_path)
     assert "mappings ok" in out
-    assert "(shipped with the package)" in out
+    assert "(the mappings shipped with the package)" in out
     assert str(REPO) not in out, "the installed package must not read the source tree"
 
 

@@ -165,4 +165,4 @@ async def test_the_shipped_mappings_serve_when_the_settings_name_none(settings_f
     settings_file.write_text(text + "\n")
     code, out, err = await run_cli("check", "--config", str(settings_file))
     assert (code, err) == (0, "")
-    assert "(shipped with the package)" in out
+    assert "(the mappings shipped with the package)" in out
