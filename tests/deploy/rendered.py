@@ -23,8 +23,8 @@ def helm() -> Any:
     try:
         import helm_python
     except ImportError:
-        helm_python = None
-    require(helm_python is not None, "helm-python-sdk (PyPI)")
+        require(False, "helm-python-sdk (PyPI)")
+        raise
     return helm_python
 
 
@@ -80,7 +80,7 @@ def render(values: Mapping[str, Any]) -> list[dict[str, Any]]:
     module = helm()
     loaded = module.Chart.load(str(chart.CHART))
     manifests = loaded.render(dict(values), name=RELEASE, namespace=NAMESPACE, is_install=True)
-    objects = []
+    objects: list[dict[str, Any]] = []
     for path, text in sorted(manifests.items()):
         if not path.endswith((".yaml", ".yml")):
             continue

@@ -124,8 +124,8 @@ def _kubernetes_validate() -> Any:
     try:
         import kubernetes_validate
     except ImportError:
-        kubernetes_validate = None
-    require(kubernetes_validate is not None, "kubernetes-validate (PyPI)")
+        require(False, "kubernetes-validate (PyPI)")
+        raise
     return kubernetes_validate
 
 

@@ -16,7 +16,7 @@ DOCKERFILE = (REPO / "Dockerfile").read_text(encoding="utf-8")
 LOCK = REPO / "requirements.lock"
 
 
-def instruction(name: str) -> list[str]:
+def instruction(name: str) -> list[list[str]]:
     """The arguments of every ``NAME [...]`` JSON-form instruction."""
     return [json.loads(args) for args in re.findall(rf"^{name} (\[.*\])$", DOCKERFILE, flags=re.MULTILINE)]
 
