@@ -25,9 +25,9 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
+from yarl import URL
 
 from proxy.altinn3 import metrics
 from proxy.altinn3.breaker import Breakers
@@ -109,8 +109,9 @@ class Altinn3Client:
 
     async def send(self, call: Altinn3Call) -> Altinn3Response:
         """Send ``call``; the response, whatever its status (see the module invariants)."""
-        url = self._urls.resolve(call)
-        breaker = self._breakers.for_host(urlsplit(url).netloc)
+        # Sent as built: yarl would otherwise decode what a path parameter encoded (%3B to ;).
+        url = URL(self._urls.resolve(call), encoded=True)
+        breaker = self._breakers.for_host(url.raw_authority)
         replayable = not isinstance(call.body, StreamBody)
         timeout = self._timeouts.for_call(call)
         retries = 0

@@ -66,6 +66,7 @@ from proxy.mapping.expressions import (
     compile_xml_template,
 )
 from proxy.mapping.fields import CompiledField, compile_field
+from proxy.mapping.paths import CallPath, compile_path
 from proxy.mapping.routing import Route, RoutingTable
 from proxy.mapping.schema import (
     FieldSpec,
@@ -309,6 +310,13 @@ def _value(source: Any, names: Names, loc: Loc) -> Evaluate:
         raise Located(loc, str(error)) from None
 
 
+def _path(source: str, names: Names, loc: Loc) -> CallPath:
+    try:
+        return compile_path(source, names)
+    except ExpressionError as error:
+        raise _Located(loc, str(error)) from None
+
+
 def _expression(source: str, names: Names, loc: Loc) -> Evaluate:
     try:
         return compile_expression(source, names)
@@ -524,7 +532,7 @@ def _compile_call(spec: Any, names: Names, loc: Loc) -> CompiledCall:
     return CompiledCall(
         api=spec.api,
         method=spec.method,
-        path=_value(spec.path, names, (*loc, "path")),
+        path=_path(spec.path, names, (*loc, "path")),
         app_org=None if spec.app_org is None else _value(spec.app_org, names, (*loc, "app_org")),
         query=query,
         headers=headers,

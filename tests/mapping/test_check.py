@@ -48,7 +48,7 @@ operations:
         call:
           api: correspondence
           method: GET
-          path: "/correspondence/api/v1/correspondence/{{ fields.text }}"
+          path: "/correspondence/api/v1/correspondence/{{ fields.text | segment }}"
     answer: |
       <GetReporteeElementContextExternalBasicResponse xmlns="NS">
         <GetReporteeElementContextExternalBasicResult xmlns:t="urn:test:types">
@@ -91,7 +91,12 @@ def test_a_minimal_mapping_passes(tmp_path: Path) -> None:
     ("old", "new", "needle", "message"),
     [
         ("      scopes:", "      scopez:", "scopez", "unknown key 'scopez'"),
-        ("{{ fields.text }}", "{{ fields.txt }}", "fields.txt", "undefined field fields.txt"),
+        (
+            "{{ fields.text | segment }}",
+            "{{ fields.txt | segment }}",
+            "fields.txt",
+            "undefined field fields.txt",
+        ),
         ("{{ results.lookup.status }}", "{{ result.lookup }}", "answer: |", "undefined variable 'result'"),
         ("<t:Status>{{", "<t:Status>{% if %}{{", "answer: |", "does not compile"),
         ("</t:Status>", "</t:Statu>", "answer: |", "well-formed"),
