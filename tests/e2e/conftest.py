@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,13 +102,47 @@ def with_broker_routes(**update: Any) -> Callable[[Settings], Settings]:
     return adjust
 
 
+class RecordingObserver:
+    """Judges every request the fakes receive by Altinn's contract, and remembers what was asked."""
+
+    def __init__(self, contract: Any) -> None:
+        self._contract = contract
+        self.requests: list[tuple[str, str]] = []
+
+    def __call__(self, method: str, url: str, headers: Mapping[str, str], body: bytes | None) -> None:
+        self.requests.append((method, url))
+        self._contract(method, url, headers, body)
+
+    def uploads(self) -> list[str]:
+        """The URLs of every upload the fakes received."""
+        return [url for method, url in self.requests if method == "POST" and "/upload" in url]
+
+
+@pytest.fixture
+def observer(altinn3_contract: Any) -> RecordingObserver:
+    """What the fakes of the test's world received, each request judged by Altinn's contract."""
+    return RecordingObserver(altinn3_contract)
+
+
 @pytest.fixture
 async def world(
-    tmp_path: Path, altinn3_contract: Any, sandbox_keys: SandboxKeys, mappings_dir: Path
+    tmp_path: Path, observer: RecordingObserver, sandbox_keys: SandboxKeys, mappings_dir: Path
 ) -> AsyncIterator[World]:
     """Fakes judged by Altinn's published contract, and the proxy in front of them."""
-    async with run_world(tmp_path, altinn3_contract, sandbox_keys, mappings_dir) as running:
+    async with run_world(tmp_path, observer, sandbox_keys, mappings_dir) as running:
         yield running
+
+
+FAULT_NS = "http://www.altinn.no/services/common/fault/2009/10"
+
+
+def fault_fields(fault: Any) -> dict[str, str]:
+    """The children of a zeep fault's ``AltinnFault`` detail, by local name."""
+    from lxml import etree
+
+    detail = fault.detail.find(f".//{{{FAULT_NS}}}AltinnFault")
+    assert detail is not None, etree.tostring(fault.detail)
+    return {etree.QName(child).localname: child.text or "" for child in detail}
 
 
 def legacy_client(wsdl: Path, address: str) -> Any:

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from proxy.sandbox.world import SandboxKeys
-from tests.e2e.conftest import World, broker_mappings, run_world
+from tests.e2e.conftest import RecordingObserver, World, fault_fields
 from tests.e2e.test_broker import (
     BASIC,
     RECIPIENT,
@@ -28,7 +26,6 @@ from tests.e2e.test_broker import (
     _wsdls,
     legacy_client,
 )
-from tests.e2e.test_broker_zip import RecordingObserver, _fault_fields
 
 HOSTILE_REFERENCES = [
     "../../../../correspondence/api/v1/correspondence",
@@ -40,29 +37,16 @@ HOSTILE_REFERENCES = [
 ]
 
 
-@pytest.fixture
-def observer(altinn3_contract: Any) -> RecordingObserver:
-    return RecordingObserver(altinn3_contract)
-
-
-@pytest.fixture
-async def broker_world(
-    tmp_path: Path, observer: RecordingObserver, sandbox_keys: SandboxKeys
-) -> AsyncIterator[World]:
-    async with run_world(tmp_path, observer, sandbox_keys, broker_mappings(tmp_path)) as running:
-        yield running
-
-
 async def test_hostile_file_references_are_faults_and_call_nothing(
-    broker_world: World, observer: RecordingObserver, reference: os.PathLike[str]
+    world: World, observer: RecordingObserver, reference: os.PathLike[str]
 ) -> None:
     import zeep.exceptions
 
     basic_wsdl, streamed_wsdl = _wsdls(reference)
 
     def scenario() -> list[tuple[str, dict[str, str]]]:
-        basic = legacy_client(basic_wsdl, broker_world.proxy_url + BASIC)
-        streamed = legacy_client(streamed_wsdl, broker_world.proxy_url + STREAMED)
+        basic = legacy_client(basic_wsdl, world.proxy_url + BASIC)
+        streamed = legacy_client(streamed_wsdl, world.proxy_url + STREAMED)
         _initiate(basic, SENDER, RECIPIENT[2], "ref-path")  # a real transfer exists
         observer.requests.clear()
         user, password, org = RECIPIENT
@@ -76,7 +60,7 @@ async def test_hostile_file_references_are_faults_and_call_nothing(
             for name, call in calls:
                 with pytest.raises(zeep.exceptions.Fault) as refused:
                     call()
-                faults.append((name, _fault_fields(refused.value)))
+                faults.append((name, fault_fields(refused.value)))
         return faults
 
     faults = await asyncio.to_thread(scenario)

@@ -8,16 +8,23 @@ import io
 import os
 import uuid
 import zipfile
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from lxml import etree
 
 from proxy.sandbox.broker_model import FileTransferStatus
 from proxy.sandbox.world import SandboxKeys
-from tests.e2e.conftest import World, broker_mappings, legacy_client, run_world, with_broker_routes
+from tests.e2e.conftest import (
+    RecordingObserver,
+    World,
+    broker_mappings,
+    fault_fields,
+    legacy_client,
+    run_world,
+    with_broker_routes,
+)
 from tests.e2e.test_broker import (
     BASIC,
     RECIPIENT,
@@ -27,28 +34,6 @@ from tests.e2e.test_broker import (
     _upload,
     _wsdls,
 )
-
-FAULT_NS = "http://www.altinn.no/services/common/fault/2009/10"
-
-
-class RecordingObserver:
-    """Judges every request the fakes receive by Altinn's contract, and remembers what was asked."""
-
-    def __init__(self, contract: Any) -> None:
-        self._contract = contract
-        self.requests: list[tuple[str, str]] = []
-
-    def __call__(self, method: str, url: str, headers: Mapping[str, str], body: bytes | None) -> None:
-        self.requests.append((method, url))
-        self._contract(method, url, headers, body)
-
-    def uploads(self) -> list[str]:
-        return [url for method, url in self.requests if method == "POST" and "/upload" in url]
-
-
-@pytest.fixture
-def observer(altinn3_contract: Any) -> RecordingObserver:
-    return RecordingObserver(altinn3_contract)
 
 
 @pytest.fixture
@@ -60,12 +45,6 @@ async def zip_world(
         tmp_path, observer, sandbox_keys, broker_mappings(tmp_path), with_broker_routes(require_zip=True)
     ) as running:
         yield running
-
-
-def _fault_fields(fault: Any) -> dict[str, str]:
-    detail = fault.detail.find(f".//{{{FAULT_NS}}}AltinnFault")
-    assert detail is not None, etree.tostring(fault.detail)
-    return {etree.QName(child).localname: child.text or "" for child in detail}
 
 
 async def test_a_non_zip_upload_is_refused_with_40206_and_nothing_is_uploaded(
@@ -86,7 +65,7 @@ async def test_a_non_zip_upload_is_refused_with_40206_and_nothing_is_uploaded(
 
     file_reference, fault = await asyncio.to_thread(scenario)
 
-    fields = _fault_fields(fault)
+    fields = fault_fields(fault)
     assert fields["ErrorID"] == "40206"
     assert (
         "the file is not a ZIP archive, and broker service 4712/1 requires one"

@@ -21,6 +21,7 @@ from proxy.mapping.expressions import Names
 from proxy.mapping.paths import MAX_SEGMENT_LENGTH, CallPath, PathParameter, compile_path
 from proxy.mapping.tools import check
 from tests.mapping.helpers import BASE, MAPPINGS
+from tests.mapping.test_check import MINIMAL
 
 GUID = "0194f7a0-0000-7000-8000-000000000001"
 VALID = {"guid": GUID, "digits": "1000001", "segment": "ttd-demo"}
@@ -163,36 +164,6 @@ def test_a_parameter_reading_an_earlier_answer_is_an_upstream_fault() -> None:
         path({"results": {"created": {"id": "../x"}}})
 
 
-MAPPING = """\
-version: 1
-operations:
-  - legacy:
-      service: PingService
-      operation: PingBasic
-      request_element: "{urn:test}PingBasic"
-      response_element: "{urn:test}PingBasicResponse"
-    identity:
-      as: system_user
-      reportee: fields.reportee
-      scopes: [altinn:correspondence.read]
-    fields:
-      reportee: {path: Reportee, required: true}
-      text: Text
-    steps:
-      - name: lookup
-        call:
-          api: correspondence
-          method: GET
-          path: "PATH"
-    answer: |
-      <PingBasicResponse xmlns="urn:test"><Result>{{ results.lookup.status }}</Result></PingBasicResponse>
-    example:
-      request: <PingBasic xmlns="urn:test"><Reportee>910000000</Reportee><Text>x</Text></PingBasic>
-      responses:
-        lookup: {json: {status: Published}}
-"""
-
-
 @pytest.mark.parametrize(
     ("path", "message"),
     [
@@ -209,7 +180,8 @@ operations:
 def test_an_unsafe_path_declaration_is_refused_with_file_and_line(
     tmp_path: Path, path: str, message: str
 ) -> None:
-    text = MAPPING.replace("PATH", path)
+    text = MINIMAL.replace('"/correspondence/api/v1/correspondence/{{ fields.text | segment }}"', f'"{path}"')
+    assert text != MINIMAL
     mapping = tmp_path / "ping.yaml"
     mapping.write_text(text)
 
