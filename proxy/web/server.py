@@ -3,7 +3,7 @@
 On SIGTERM the process first reports not-ready (``/readyz`` 503) while still accepting requests for
 ``drain_delay`` seconds, so the load balancer stops sending; then it stops listening and lets
 in-flight requests finish for up to ``drain`` seconds; then it releases its resources and returns.
-SIGINT (Ctrl-C) skips the delay.
+SIGINT (Ctrl-C) skips the delay, and a second signal during the delay ends it.
 
 With ``listen.tls`` the proxy terminates TLS itself (:func:`tls_context`). Client certificates are
 requested, and their chain is checked against the client CA during the handshake; their *dates* are
@@ -14,6 +14,7 @@ certificate with a legacy 401 that says so, instead of a bare TLS alert nobody c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import socket
 import ssl
@@ -151,10 +152,12 @@ async def serve(
             if on_listening is not None:
                 on_listening(port, metrics_port)
         await stop.wait()
+        stop.clear()
         readiness.draining = True
         log.info("draining", drain_delay=0 if interrupted else config.drain_delay, drain=config.drain)
         if config.drain_delay and not interrupted:
-            await asyncio.sleep(config.drain_delay)
+            with contextlib.suppress(TimeoutError):  # a second signal ends the delay early
+                await asyncio.wait_for(stop.wait(), config.drain_delay)
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
