@@ -45,6 +45,10 @@ run: $(INSTALLED)  ## start the proxy with in-process fakes of Maskinporten and 
 test: check  ## lint, type checks and the whole test suite
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+.PHONY: test-under-load
+test-under-load:  ## `make test` three times in a fresh clone with two CPU-burning processes alongside
+	.ci/test-under-load
+
 check: lint typecheck dockerlint  ## the quality gates
 
 lint: $(INSTALLED)
