@@ -20,7 +20,8 @@ import aiohttp
 import structlog
 from aiohttp import web
 
-from proxy.altinn3.client import Altinn3Client
+from proxy.altinn3.breaker import BreakerPolicy, Breakers
+from proxy.altinn3.client import Altinn3Client, RetryPolicy
 from proxy.altinn3.client import Timeouts as Altinn3Timeouts
 from proxy.errors import ProxyError, TokenError
 from proxy.identity.authenticator import Authenticator
@@ -310,6 +311,7 @@ def _services_context(readiness: Readiness) -> Any:
     async def services(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
         timeouts = settings.timeouts
+        upstream = settings.upstream
         async with contextlib.AsyncExitStack() as stack:
             session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(
@@ -341,6 +343,12 @@ def _services_context(readiness: Readiness) -> Any:
                 session,
                 tokens,
                 BaseUrls(platform=settings.altinn.platform, apps=settings.altinn.apps_url or BaseUrls.apps),
+                retry=RetryPolicy(
+                    attempts=upstream.attempts,
+                    base_delay=upstream.retry_base_delay,
+                    max_delay=upstream.retry_max_delay,
+                ),
+                breakers=Breakers(BreakerPolicy(upstream.breaker_failures, upstream.breaker_reset_seconds)),
                 timeouts=Altinn3Timeouts(
                     total=timeouts.total, connect=timeouts.connect, stream_read=timeouts.read
                 ),

@@ -251,6 +251,22 @@ class Timeouts(_Section):
     drain_delay: Annotated[float, Field(ge=0)] = 0.0
 
 
+class Upstream(_Section):
+    """How failed Altinn 3 calls are tried again, and when a host's circuit breaker opens.
+
+    Only idempotent calls are retried on 502/503/504 or a broken connection (a refused connection is
+    retried for any call whose body can be sent again); delays grow exponentially up to the maximum.
+    """
+
+    attempts: Annotated[int, Field(gt=0)] = 3
+    retry_base_delay: Annotated[float, Field(ge=0)] = 0.2
+    retry_max_delay: Annotated[float, Field(ge=0)] = 2.0
+    #: Consecutive failures (no answer, or 5xx) of one host that open its circuit.
+    breaker_failures: Annotated[int, Field(gt=0)] = 5
+    #: How long an open circuit fails calls at once before one trial call may pass.
+    breaker_reset_seconds: Annotated[float, Field(gt=0)] = 30.0
+
+
 class CorrespondenceRoute(_Section):
     """A legacy correspondence service routed to an Altinn 3 resource."""
 
@@ -355,6 +371,7 @@ class Settings(_Section):
     wsdl_dir: Path | None = None
     limits: Limits = Limits()
     timeouts: Timeouts = Timeouts()
+    upstream: Upstream = Upstream()
     routing: Routing = Routing()
     logging: Logging = Logging()
 
