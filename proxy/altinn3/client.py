@@ -9,8 +9,9 @@ Invariants:
   deadline but a per-read one, so a stalled peer is still cut off.
 * A 401 invalidates that exact token and replays the call once with a fresh one.
 * Only replayable bodies are sent twice (a stream from the legacy request is read once). A call is
-  retried on 502/503/504 and connection failures only when it is idempotent, except that a refused
-  connection (the request never left) is retried for any replayable call.
+  retried on 502/503/504 and connection failures (also an answer that breaks off or stalls after its
+  headers) only when it is idempotent, except that a refused connection (the request never left) is
+  retried for any replayable call.
 * An error status (4xx, or 5xx once retries are spent) is returned with its body read (bounded).
   Only the absence of an answer raises: :class:`UpstreamUnavailable` for a connection failure, a
   timeout or an open circuit, :class:`UpstreamError` for an answer too large or not JSON. Tokens
@@ -170,7 +171,16 @@ class Altinn3Client:
             if status >= 400:
                 headers = dict(response.headers)
                 return Altinn3Response(status, headers, content=await _read_quietly(response))
-            return await _answer(call, response)
+            try:
+                return await _answer(call, response)
+            except UpstreamUnavailable:  # the answer broke off or stalled after its headers
+                breaker.record_failure()
+                if replayable and call.idempotent and retries + 1 < self._retry.attempts:
+                    retries += 1
+                    metrics.RETRIES.labels(call.api, "connection").inc()
+                    await self._sleep(self._retry.delay(retries))
+                    continue
+                raise
 
     @staticmethod
     def _headers(call: Altinn3Call, token: str) -> dict[str, str]:
