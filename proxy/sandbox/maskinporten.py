@@ -136,6 +136,7 @@ class FakeMaskinporten:
             now=now,
             extra={"client_amr": "virksomhetssertifikat" if grant.via_certificate else "private_key_jwt"},
         )
+        self.tokens_issued.append(token)
         return {
             "access_token": token,
             "token_type": "Bearer",
