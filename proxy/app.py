@@ -84,7 +84,13 @@ SERVICES = web.AppKey("services", Services)
 def create_app(settings: Settings, readiness: Readiness | None = None) -> web.Application:
     """The proxy's application for ``settings`` (its services start with the app)."""
     readiness = readiness or Readiness()
-    app = web.Application(middlewares=[request_context], client_max_size=settings.limits.max_body_bytes)
+    app = web.Application(
+        middlewares=[request_context],
+        client_max_size=settings.limits.max_body_bytes,
+        # A connection with no complete request for this long is closed: idle keep-alives, and
+        # request headers trickled in (slowloris). aiohttp's server has no other header deadline.
+        handler_args={"keepalive_timeout": settings.limits.idle_connection_seconds},
+    )
     app[SETTINGS] = settings
     app.on_response_prepare.append(hide_server_software)
     add_health_routes(app, readiness)
@@ -113,6 +119,7 @@ def soap_config(settings: Settings) -> SoapConfig:
         ),
         max_attachment_bytes=limits.max_streamed_bytes,
         body_read_timeout=limits.body_read_timeout_seconds,
+        send_idle_timeout=limits.send_idle_timeout_seconds,
         attachment_deadline=settings.timeouts.streamed_total,
         original_wsdl_dir=settings.wsdl_dir,
     )

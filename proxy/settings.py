@@ -235,6 +235,11 @@ class Limits(_Section):
     max_xml_elements: Annotated[int, Field(gt=0)] = 100_000
     max_xml_text_bytes: Annotated[int, Field(gt=0)] = 50 * 1024 * 1024
     body_read_timeout_seconds: Annotated[float, Field(gt=0)] = 60.0
+    #: Longest wait for a client to take the next part of a streamed answer before it is cut off.
+    send_idle_timeout_seconds: Annotated[float, Field(gt=0)] = 60.0
+    #: A connection with no complete request for this long is closed: idle keep-alive connections,
+    #: and request headers trickled in slowly (slowloris).
+    idle_connection_seconds: Annotated[float, Field(gt=0)] = 75.0
 
 
 class Timeouts(_Section):

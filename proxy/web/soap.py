@@ -80,6 +80,9 @@ class SoapConfig:
     body_idle_timeout: float = 30.0
     #: Overall deadline for a streamed attachment, however steadily it trickles in.
     attachment_deadline: float = 3600.0
+    #: Longest wait for a client to take the next part of a streamed answer (a client that stops
+    #: reading a download would otherwise hold the upstream download open for ever).
+    send_idle_timeout: float = 60.0
     #: XML messages larger than this are parsed in a worker thread, off the event loop.
     parse_in_thread_above: int = 256 * 1024
     #: Optional directory of operator-supplied original WSDLs named ``{ServiceName}.wsdl``.
@@ -370,6 +373,17 @@ class _SoapEndpoint:
                 elif isinstance(event, PartEnd | MessageEnd):
                     return
 
+    async def _send(self, request: web.Request, response: web.StreamResponse, data: bytes) -> None:
+        """Write ``data``; a client that takes none of it for ``send_idle_timeout`` is cut off."""
+        try:
+            async with asyncio.timeout(self._config.send_idle_timeout):
+                await response.write(data)
+        except TimeoutError:
+            log.warning("soap.client_stopped_reading", seconds=self._config.send_idle_timeout)
+            if request.transport is not None:
+                request.transport.abort()
+            raise ConnectionResetError("the client stopped reading the answer") from None
+
     async def _write(self, request: web.Request, encoded: EncodedMessage) -> web.StreamResponse:
         if encoded.stream is None:
             return web.Response(
@@ -378,10 +392,10 @@ class _SoapEndpoint:
         response = web.StreamResponse(status=encoded.status, headers={"Content-Type": encoded.content_type})
         try:
             await response.prepare(request)
-            await response.write(encoded.head)
+            await self._send(request, response, encoded.head)
             async for chunk in encoded.stream:
-                await response.write(chunk)
-            await response.write(encoded.tail)
+                await self._send(request, response, chunk)
+            await self._send(request, response, encoded.tail)
             await response.write_eof()
         finally:
             # A client that went away mid-download must not leave the upstream response open.
