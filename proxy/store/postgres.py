@@ -104,7 +104,15 @@ _RECEIPT_COLUMNS = (
     "created_at, last_changed"
 )
 
-_DRIVER_ERRORS = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+#: What the driver raises when the server goes away; a connection cut mid-query by a server restart
+#: can surface as an InternalClientError ("cannot switch to state ...") from asyncpg's protocol.
+_DRIVER_ERRORS = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
 
 
 class PostgresStore(Store):
