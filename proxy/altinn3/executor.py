@@ -18,13 +18,12 @@ Either way every write is committed before the legacy answer leaves, and in the 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
 from proxy.altinn3.peek import peek
-from proxy.errors import NotFound, ProxyError, TokenError, UpstreamError
+from proxy.errors import NotFound, ProxyError, StoreUnavailable, TokenError, UpstreamError
 from proxy.mapping.calls import (
     AllocateId,
     Altinn3Call,
@@ -169,11 +168,36 @@ async def _flush(store: StateStore, pending: _Pending) -> None:
         await store.save_receipt(receipt)
 
 
+#: Pauses between further tries to release a claim while the store is unreachable (about 2 min).
+_RELEASE_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0)
+_releasing: set[asyncio.Task[None]] = set()
+
+
 async def _release(store: StateStore, claim: Begun) -> None:
     # Best effort and shielded from our own cancellation: if the release is lost, the key's lease
-    # runs out and a resend takes it over (see proxy.store.base).
-    with contextlib.suppress(Exception):
+    # runs out and a resend takes it over (see proxy.store.base). When the store is unreachable
+    # (a database restart), the release is tried again in the background, so that a resend after
+    # the store is back need not wait out the whole lease.
+    try:
         await asyncio.shield(store.fail(claim))
+    except StoreUnavailable:
+        task = asyncio.get_running_loop().create_task(_release_later(store, claim))
+        _releasing.add(task)
+        task.add_done_callback(_releasing.discard)
+    except Exception:  # noqa: S110  (the lease is the fallback, see above)
+        pass
+
+
+async def _release_later(store: StateStore, claim: Begun) -> None:
+    for delay in _RELEASE_RETRY_DELAYS:
+        await asyncio.sleep(delay)
+        try:
+            await store.fail(claim)
+        except StoreUnavailable:
+            continue
+        except Exception:
+            return
+        return
 
 
 async def _answer(request: PlanRequest, client: CallSender, store: StateStore, pending: _Pending) -> Any:
