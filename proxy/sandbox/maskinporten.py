@@ -69,6 +69,8 @@ class FakeMaskinporten:
     assertions_seen: deque[str] = field(default_factory=lambda: deque(maxlen=2000), repr=False)
     #: The last access tokens issued, likewise for tests.
     tokens_issued: deque[str] = field(default_factory=lambda: deque(maxlen=2000), repr=False)
+    #: While set, the token endpoint answers this HTTP status (an outage, e.g. 503) to every grant.
+    outage_status: int | None = None
     _used_jti: dict[str, float] = field(default_factory=dict, repr=False)
     _holds: dict[str | None, asyncio.Event] = field(default_factory=dict, repr=False)
 
@@ -190,6 +192,9 @@ def _refuse(fake: FakeMaskinporten, rejection: GrantRejected) -> web.Response:
 async def _token(request: web.Request) -> web.Response:
     fake = request.app[FAKE_MASKINPORTEN]
     _bind_issuer(fake, request)
+    if fake.outage_status is not None:
+        await request.read()
+        return web.json_response({"error": "server_error"}, status=fake.outage_status)
     if request.content_type != "application/x-www-form-urlencoded":
         return _refuse(fake, GrantRejected("invalid_request", None, "Content-Type must be form-encoded"))
     async with asyncio.timeout(BODY_DEADLINE_SECONDS):
