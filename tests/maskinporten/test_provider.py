@@ -252,7 +252,7 @@ async def test_failed_refresh_keeps_serving_the_valid_token_then_reports_the_ref
 
 
 async def test_timeout_is_unavailable_not_refused(world: World) -> None:
-    provider = world.provider(world.config(timeouts=Timeouts(connect=1.0, total=0.3)))
+    provider = world.provider(world.config(timeouts=Timeouts(connect=1.0, total=1.0)))
     await provider.token(
         TokenRequest(scopes=frozenset({"altinn:broker.read"}), system_user_org=CUSTOMER, exchange=False)
     )

@@ -87,7 +87,7 @@ async def test_refusals_are_remembered_per_key(world: World) -> None:
 
 
 async def test_a_network_failure_is_not_remembered(world: World) -> None:
-    provider = world.provider(world.config(timeouts=Timeouts(connect=1.0, total=0.2)))
+    provider = world.provider(world.config(timeouts=Timeouts(connect=1.0, total=1.0)))
     # Another key of the same org first, so Maskinporten's metadata is already read.
     await provider.token(
         TokenRequest(scopes=frozenset({"altinn:broker.read"}), system_user_org=CUSTOMER, exchange=False)
