@@ -215,7 +215,7 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
         config = await _settings(fakes, workdir, url)
         async with _proxy(config) as proxy, aiohttp.ClientSession(timeout=TIMEOUT) as session:
             capacity = await _probe(session, proxy.base, args.probe_seconds, args.probe_concurrency)
-            rate = capacity / 2
+            rate = args.rate or capacity / 2
             print(json.dumps({"capacity_per_s": round(capacity, 1), "soak_rate_per_s": round(rate, 1)}))
             return await _run(args, fakes, proxy, session, rate, db) | {"capacity_per_s": round(capacity, 1)}
 
@@ -318,6 +318,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--every", type=float, default=10.0, help="seconds between samples")
+    parser.add_argument("--rate", type=float, help="calls per second (default: half the probed capacity)")
     parser.add_argument("--store", choices=["postgres", "sqlite"], default="postgres")
     parser.add_argument("--admin-dsn", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--probe-seconds", type=float, default=20.0)
