@@ -25,8 +25,8 @@ import pytest
 from proxy.sandbox.broker_model import FileTransferStatus
 from proxy.sandbox.world import SandboxKeys
 from tests.e2e.chaos import until
-from tests.e2e.test_broker import RECIPIENT, SENDER, STREAMED, _available, _initiate, _upload
 from tests.e2e.test_altinn3_faults import Faulty, faulty_deployment
+from tests.e2e.test_broker import RECIPIENT, SENDER, STREAMED, _available, _initiate, _upload
 
 pytestmark = pytest.mark.slow
 

@@ -22,6 +22,7 @@ from proxy.sandbox.broker_model import FileTransferStatus
 from proxy.sandbox.world import SandboxKeys
 from tests.e2e.conftest import legacy_client
 from tests.e2e.leaks import known_secrets, leaks
+from tests.e2e.test_altinn3_faults import Faulty, faulty_deployment
 from tests.e2e.test_broker import RECIPIENT, SENDER, _available, _initiate, _upload
 from tests.e2e.test_correspondence_agency import _served_calls, _served_client
 from tests.e2e.test_correspondence_flow import (
@@ -33,7 +34,6 @@ from tests.e2e.test_correspondence_flow import (
     _inbox,
     _insert,
 )
-from tests.e2e.test_altinn3_faults import Faulty, faulty_deployment
 
 pytestmark = pytest.mark.slow
 
