@@ -314,7 +314,7 @@ def _path(source: str, names: Names, loc: Loc) -> CallPath:
     try:
         return compile_path(source, names)
     except ExpressionError as error:
-        raise _Located(loc, str(error)) from None
+        raise Located(loc, str(error)) from None
 
 
 def _expression(source: str, names: Names, loc: Loc) -> Evaluate:

@@ -108,7 +108,7 @@ def compile_path(source: str, names: Names) -> CallPath:
     if "{%" in source or "{#" in source:
         raise ExpressionError("a call path takes {{ }} parameters only, no {% %} blocks or comments")
     parts: list[str | PathParameter] = []
-    for segment in source.split("/"):
+    for segment in _segments(source):
         if "{{" not in segment and "}}" not in segment:
             if "?" in segment or "#" in segment or segment in (".", ".."):
                 raise ExpressionError(f"a call path segment may not be {segment!r} (use query: for ?)")
@@ -124,6 +124,22 @@ def compile_path(source: str, names: Names) -> CallPath:
         evaluate = compile_expression(expr, names)
         parts.append(PathParameter(expr, found.group("type"), evaluate, _reads_caller_input(expr)))
     return CallPath(source, tuple(parts))
+
+
+def _segments(source: str) -> list[str]:
+    """``source`` split at each ``/`` outside ``{{ }}`` (an expression may divide)."""
+    segments, start, depth, index = [], 0, 0, 0
+    while index < len(source):
+        if source.startswith("{{", index):
+            depth, index = depth + 1, index + 2
+        elif source.startswith("}}", index) and depth:
+            depth, index = depth - 1, index + 2
+        elif source[index] == "/" and not depth:
+            segments.append(source[start:index])
+            start = index = index + 1
+        else:
+            index += 1
+    return [*segments, source[start:]]
 
 
 def _reads_caller_input(expr: str) -> bool:

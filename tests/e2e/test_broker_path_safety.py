@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import RecordingObserver, World, fault_fields
+from tests.e2e.conftest import RecordingObserver, World, fault_fields, legacy_client
 from tests.e2e.test_broker import (
     BASIC,
     RECIPIENT,
@@ -24,7 +24,6 @@ from tests.e2e.test_broker import (
     _initiate,
     _upload,
     _wsdls,
-    legacy_client,
 )
 
 HOSTILE_REFERENCES = [

@@ -15,11 +15,10 @@ import pytest
 from yarl import URL
 
 from proxy.errors import InvalidField, ProxyError, UpstreamError
-from proxy.mapping.compiler import load_mapping_set
 from proxy.mapping.engine import CompiledCall
 from proxy.mapping.expressions import Names
 from proxy.mapping.paths import MAX_SEGMENT_LENGTH, CallPath, PathParameter, compile_path
-from proxy.mapping.tools import check
+from proxy.pipeline.loading import check, load_mapping_set
 from tests.mapping.helpers import BASE, MAPPINGS
 from tests.mapping.test_check import MINIMAL
 
@@ -153,6 +152,13 @@ def test_digits_and_segments_are_one_encoded_segment_each() -> None:
     for value in ["-1", "1.5", "1e3", "0x10", "١٢", "1" * 19, " ", "1/2"]:
         with pytest.raises(InvalidField, match=r"fields\.id must be a whole number"):
             _with_values(path, ["ttd", value])({})
+
+
+def test_a_parameter_expression_may_hold_a_slash() -> None:
+    path = compile_path(
+        "/a/{{ 100 // fields.n | digits }}/b", Names(frozenset({"n"}), frozenset(), frozenset())
+    )
+    assert path({"fields": {"n": 7}}) == "/a/14/b"
 
 
 def test_a_parameter_reading_an_earlier_answer_is_an_upstream_fault() -> None:

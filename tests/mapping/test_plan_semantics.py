@@ -80,8 +80,8 @@ async def test_a_canned_404_in_explain_is_the_fault_live_traffic_gives() -> None
 
 
 FAILING_STEP = MINIMAL.replace(
-    'path: "/correspondence/api/v1/correspondence/{{ fields.text }}"',
-    'path: "/correspondence/api/v1/correspondence/{{ 100 // (fields.text | length - 1) }}"',
+    'path: "/correspondence/api/v1/correspondence/{{ fields.text | segment }}"',
+    'path: "/correspondence/api/v1/correspondence/{{ 100 // (fields.text | length - 1) | digits }}"',
 ).replace("<Text>x</Text>", "<Text>xy</Text>")
 
 
@@ -130,9 +130,9 @@ def test_an_answer_template_failing_is_located_at_the_answer(tmp_path: Path) -> 
 
 
 def test_a_filter_refusing_a_value_stays_the_callers_fault(tmp_path: Path) -> None:
-    text = MINIMAL.replace("{{ fields.text }}", "{{ fields.text | recipient_urn }}").replace(
-        "<Text>x</Text>", "<Text>910000000</Text>"
-    )
+    text = MINIMAL.replace(
+        "{{ fields.text | segment }}", "{{ fields.text | recipient_urn | segment }}"
+    ).replace("<Text>x</Text>", "<Text>910000000</Text>")
     (tmp_path / "ping.yaml").write_text(text)
     assert Playbook(_engine(load_mapping_set(tmp_path)).start(_request("not-a-number"))) >> Fault(
         InvalidField,
