@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test check lint format typecheck dockerlint bench clean lock deploy-tools deploy-check
+.PHONY: run test check lint format typecheck dockerlint bench clean lock deploy-tools deploy-check browser
 
 # The runtime dependencies come from the hash-checked lock (as in the image), so the suite tests
 # exactly what the image ships; the tooling comes from the exact pins of the dev extra.
@@ -68,6 +68,11 @@ format: $(INSTALLED)
 bench: $(INSTALLED)  ## loopback benchmarks (see bench/README.md)
 	$(BIN)/python -m bench.translate
 	$(BIN)/python -m bench.streaming
+
+browser:  ## Debian's chromium for the migration board's browser test (skipped without it, required under CI=true)
+	@command -v chromium >/dev/null 2>&1 || { \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends chromium; }
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis build *.egg-info

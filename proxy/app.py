@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -28,10 +29,10 @@ from proxy.identity.authenticator import Authenticator
 from proxy.identity.certificates import ClientCertificateAuthenticator, load_ca_bundle, parse_networks
 from proxy.identity.credentials import CredentialStore, load_credentials
 from proxy.identity.lockout import LockoutPolicy
-from proxy.identity.principal import LegacyCredentials, Principal
+from proxy.identity.principal import CallerKind, LegacyCredentials, Principal
 from proxy.identity.verified import VerifiedPasswords
-from proxy.mapping.calls import BaseUrls
-from proxy.mapping.engine import CompiledCall, Engine, MappingSet
+from proxy.mapping.calls import BaseUrls, LegacyAnswer
+from proxy.mapping.engine import CompiledCall, Engine, MappingSet, OperationRequest
 from proxy.maskinporten.config import (
     MaskinportenConfig,
     RefreshPolicy,
@@ -43,7 +44,12 @@ from proxy.maskinporten.config import Timeouts as TokenTimeouts
 from proxy.maskinporten.online import Verdict, subjects, verdict
 from proxy.maskinporten.provider import TokenProvider
 from proxy.observability.labels import Known, precreate
-from proxy.observability.metrics import hide_server_software
+from proxy.observability.metrics import METRICS_PORT_ROUTES, hide_server_software
+from proxy.onboarding.customers import configured_customers
+from proxy.onboarding.memory import read_requests
+from proxy.onboarding.monitor import ObservedTokens, OnboardingMonitor, watch_call
+from proxy.onboarding.rights import routed_resources
+from proxy.onboarding.usage import UsageLog
 from proxy.pipeline import MappedOperations, MappingRegistry, Pipeline, authorize_reportee, routing_table
 from proxy.pipeline.loading import load_mapping_set
 from proxy.settings import Settings
@@ -53,6 +59,7 @@ from proxy.soap.request import SoapCall
 from proxy.soap.surface import Surface
 from proxy.soap.xmlsafe import XmlLimits
 from proxy.store import Store, StoreOptions, open_store
+from proxy.web.board import Board, BoardSource, CallerRow, add_board_routes
 from proxy.web.health import Readiness, add_health_routes
 from proxy.web.middleware import request_context
 from proxy.web.rest import RestIdentity, add_rest_routes
@@ -76,6 +83,12 @@ class Services:
     pipeline: Pipeline
     #: Enterprise-certificate authentication for the legacy REST front (None: no client CA configured).
     certificates: ClientCertificateAuthenticator | None = None
+    #: Each customer organisation's onboarding state, from live traffic.
+    onboarding: OnboardingMonitor | None = None
+    #: Which legacy operations each caller used recently (the migration board).
+    usage: UsageLog | None = None
+    #: The legacy credentials file (its callers are the board's rows).
+    credentials: CredentialStore | None = None
 
 
 SERVICES = web.AppKey("services", Services)
@@ -101,8 +114,10 @@ def create_app(settings: Settings, readiness: Readiness | None = None) -> web.Ap
         config=soap_config(settings),
         authenticate=_authenticate_with(app),
         surface=_surface_of(app),
+        on_untranslated=_record_untranslated(app),
     )
     add_rest_routes(app, _rest_identity(app))
+    app[METRICS_PORT_ROUTES] = [lambda metrics_app: add_board_routes(metrics_app, _board_source(app))]
     return app
 
 
@@ -154,11 +169,97 @@ def _surface_of(app: web.Application) -> Callable[[], Surface]:
     return surface
 
 
+@dataclass(frozen=True)
+class OnboardedPipeline(Pipeline):
+    """The pipeline, telling each customer organisation's state to the legacy caller and noting usage.
+
+    A call refused because its organisation is not onboarded (no system user, a right withdrawn)
+    ends in a fault whose message says what to do; every call is counted for the migration board.
+    """
+
+    onboarding: OnboardingMonitor | None = None
+    usage: UsageLog | None = None
+
+    async def run(self, request: OperationRequest) -> LegacyAnswer:
+        """The legacy answer, or the error, explained where an organisation's state is the cause."""
+        touched = watch_call()
+        outcome = "ok"
+        try:
+            return await super().run(request)
+        except ProxyError as error:
+            outcome = error.kind
+            if touched.orgs and self.onboarding is not None:
+                await self.onboarding.refresh()
+                explanation = self.onboarding.explain(touched.orgs[0])
+                if explanation is not None:
+                    error.message = explanation
+            raise
+        finally:
+            if self.usage is not None:
+                self.usage.record(
+                    request.principal.caller_id,
+                    request.service,
+                    request.operation,
+                    translated=True,
+                    outcome=outcome,
+                )
+
+
 def _authenticate_with(app: web.Application) -> SoapAuthenticator:
     async def authenticate(credentials: LegacyCredentials, call: SoapCall, peer: str | None) -> Principal:
         return await app[SERVICES].authenticator.authenticate(credentials, peer or "unknown")
 
     return authenticate
+
+
+def _record_untranslated(app: web.Application) -> Callable[[SoapCall, str | None], Awaitable[None]]:
+    async def record(call: SoapCall, peer: str | None) -> None:
+        """Note who called an untranslated operation: the caller once its credentials check out."""
+        services = app[SERVICES]
+        if services.usage is None:
+            return
+        caller = None
+        if call.credentials is not None:
+            with contextlib.suppress(ProxyError):
+                caller = (
+                    await services.authenticator.authenticate(call.credentials, peer or "unknown")
+                ).caller_id
+        services.usage.record(
+            caller, call.service.name, call.operation.name, translated=False, outcome="untranslated"
+        )
+
+    return record
+
+
+def _board_source(app: web.Application) -> BoardSource:
+    async def snapshot() -> Board | None:
+        """The migration board's rows: every configured caller with each organisation it acts for."""
+        services = app.get(SERVICES)
+        if (
+            services is None
+            or services.onboarding is None
+            or services.usage is None
+            or services.credentials is None
+        ):
+            return None
+        monitor, settings = services.onboarding, app[SETTINGS]
+        await monitor.refresh()
+        resources = routed_resources(settings)
+        uses = services.usage.recent()
+        rows = []
+        for caller_id, entry in sorted(services.credentials.book.callers.items()):
+            operations = tuple(use for use in uses if use.caller == caller_id)
+            orgs = sorted(entry.principal.orgs) if entry.principal.kind is CallerKind.END_USER_SYSTEM else []
+            if not orgs:
+                rows.append(CallerRow(caller_id, None, None, operations=operations))
+            for org in orgs:
+                state = monitor.state_of(org)
+                missing = tuple(sorted(r for table in state.refused_tables for r in resources.get(table, ())))
+                rows.append(CallerRow(caller_id, org, state, missing, operations))
+        strangers = [use for use in uses if use.caller is None]
+        return Board(settings.system_id, rows, strangers)
+
+    return snapshot
 
 
 def _rest_identity(app: web.Application) -> Callable[[], RestIdentity]:
@@ -209,7 +310,7 @@ def maskinporten_config(settings: Settings, signing: SigningMaterial) -> Maskinp
         issuer=altinn.maskinporten_issuer,
         token_endpoint=altinn.maskinporten_token_endpoint,
         environment=altinn.environment,
-        system_id=settings.maskinporten.system_id,
+        system_id=settings.system_id,
         timeouts=TokenTimeouts(connect=settings.timeouts.connect, total=settings.timeouts.token),
         refresh=RefreshPolicy(
             safety_margin=settings.maskinporten.refresh_margin_seconds,
@@ -346,9 +447,16 @@ def _services_context(readiness: Readiness) -> Any:
             tokens = TokenProvider(maskinporten_config(settings, signing), session)
             await tokens.start()
             stack.push_async_callback(tokens.close)
+            onboarding = OnboardingMonitor(
+                (customer.org for customer in configured_customers(credentials.book)),
+                system_id=settings.system_id,
+                resources=routed_resources(settings),
+                load_requests=partial(asyncio.to_thread, read_requests, settings.data_dir),
+            )
+            await onboarding.refresh()
             altinn3 = Altinn3Client(
                 session,
-                tokens,
+                ObservedTokens(tokens, onboarding),
                 BaseUrls(platform=settings.altinn.platform, apps=settings.altinn.apps_url or BaseUrls.apps),
                 retry=RetryPolicy(
                     attempts=upstream.attempts,
@@ -359,6 +467,7 @@ def _services_context(readiness: Readiness) -> Any:
                 timeouts=Altinn3Timeouts(
                     total=timeouts.total, connect=timeouts.connect, stream_read=timeouts.read
                 ),
+                observe=onboarding.observe_answer,
             )
             purger = asyncio.create_task(purge_idempotency_records(store), name="idempotency-purger")
             stack.push_async_callback(_stop, purger)
@@ -366,9 +475,21 @@ def _services_context(readiness: Readiness) -> Any:
             watcher = asyncio.create_task(mappings.watch(), name="mapping-watcher")
             stack.push_async_callback(_stop, watcher)
             engine = Engine(mappings.current, routing_table(settings), authorize=authorize_reportee)
-            pipeline = Pipeline(mappings, engine, altinn3, store)
+            usage = UsageLog()
+            pipeline = OnboardedPipeline(mappings, engine, altinn3, store, onboarding, usage)
             certificates = await asyncio.to_thread(certificate_authenticator, settings, credentials)
-            app[SERVICES] = Services(store, authenticator, tokens, altinn3, mappings, pipeline, certificates)
+            app[SERVICES] = Services(
+                store,
+                authenticator,
+                tokens,
+                altinn3,
+                mappings,
+                pipeline,
+                certificates,
+                onboarding,
+                usage,
+                credentials,
+            )
 
             async def store_check() -> dict[str, Any]:
                 await store.ping()

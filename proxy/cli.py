@@ -17,6 +17,7 @@ from proxy import SHIPPED_MAPPINGS_DIR, __version__
 from proxy.errors import ConfigurationError, ProxyError
 from proxy.identity.cli import add_cli_commands as add_credentials_commands
 from proxy.observability.logging import configure_logging
+from proxy.onboarding.cli import add_cli_commands as add_system_commands
 from proxy.settings import MAX_WORKERS, Settings, environment_overrides, load_settings
 
 
@@ -234,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     store.set_defaults(func=cmd_store)
 
     add_credentials_commands(commands)
+    add_system_commands(commands)
 
     version = commands.add_parser("version", help="print the version")
     version.set_defaults(func=cmd_version)

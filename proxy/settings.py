@@ -322,6 +322,66 @@ class Routing(_Section):
         return self
 
 
+_SYSTEM_NAME = r"^[a-z0-9_]+$"
+_ORG_NUMBER = r"^[0-9]{9}$"
+
+
+class SystemRegistration(_Section):
+    """The vendor's entry in Altinn's system register (``altinn-proxy system ...``).
+
+    The system id is ``{vendor_org}_{name}``. The rights are not listed here: they are derived from
+    the routing tables and the mappings (see :mod:`proxy.onboarding.rights`); access packages are
+    named here because no mapping can imply one.
+    """
+
+    vendor_org: Annotated[str, Field(pattern=_ORG_NUMBER)]
+    name: Annotated[str, Field(pattern=_SYSTEM_NAME, min_length=1, max_length=80)] = "altinn_proxy"
+    #: Display names and descriptions by language (``nb``, ``nn``, ``en``); ``nb`` is required.
+    title: dict[str, str] = Field(default_factory=lambda: {"nb": "Altinn 2-proxy", "en": "Altinn 2 proxy"})
+    description: dict[str, str] = Field(
+        default_factory=lambda: {
+            "nb": "Lar eldre Altinn 2-integrasjoner bruke Altinn 3",
+            "en": "Lets legacy Altinn 2 integrations use Altinn 3",
+        }
+    )
+    #: Access packages (``urn:altinn:accesspackage:...``) the system asks for besides single rights.
+    access_packages: tuple[str, ...] = ()
+    #: Where Altinn may send the customer after approving a request (https URLs).
+    allowed_redirect_urls: tuple[str, ...] = ()
+    #: Whether customers can pick the system in the Altinn portal (end-user driven system users).
+    visible: bool = True
+
+    @property
+    def system_id(self) -> str:
+        """``{vendor_org}_{name}``, as Altinn's system register requires."""
+        return f"{self.vendor_org}_{self.name}"
+
+    @field_validator("title", "description")
+    @classmethod
+    def _has_bokmal(cls, value: dict[str, str]) -> dict[str, str]:
+        if not value.get("nb", "").strip():
+            raise ValueError("needs at least a non-empty 'nb' (bokmål) text")
+        return value
+
+    @field_validator("access_packages")
+    @classmethod
+    def _access_package_urns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for urn in value:
+            if not urn.startswith("urn:altinn:accesspackage:") or len(urn) <= len(
+                "urn:altinn:accesspackage:"
+            ):
+                raise ValueError(f"{urn!r} is not an access package (urn:altinn:accesspackage:<name>)")
+        return value
+
+    @field_validator("allowed_redirect_urls")
+    @classmethod
+    def _https_urls(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for url in value:
+            if not url.startswith("https://"):
+                raise ValueError(f"{url!r}: Altinn accepts only https:// redirect URLs")
+        return value
+
+
 class Identity(_Section):
     """Where legacy credentials live and which peers may forward client certificates."""
 
@@ -379,6 +439,8 @@ class Settings(_Section):
     upstream: Upstream = Upstream()
     routing: Routing = Routing()
     logging: Logging = Logging()
+    #: The system register entry and system-user requests (``altinn-proxy system ...``).
+    system: SystemRegistration | None = None
 
     @model_validator(mode="after")
     def _tls_client_ca(self) -> Settings:
@@ -393,6 +455,23 @@ class Settings(_Section):
                 "or identity.client_ca_file (the CA that issues accepted client certificates)"
             )
         return self
+
+    @model_validator(mode="after")
+    def _one_system_id(self) -> Settings:
+        if self.system is None:
+            return self
+        declared = self.maskinporten.system_id
+        if declared is not None and declared != self.system.system_id:
+            raise ValueError(
+                f"maskinporten.system_id {declared!r} differs from system.vendor_org + system.name "
+                f"({self.system.system_id!r}): set one of them"
+            )
+        return self
+
+    @property
+    def system_id(self) -> str | None:
+        """The vendor's system id in Altinn's system register, if configured."""
+        return self.system.system_id if self.system is not None else self.maskinporten.system_id
 
     @property
     def store_url(self) -> str:

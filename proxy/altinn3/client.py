@@ -43,7 +43,7 @@ from proxy.mapping.calls import (
     ResponseKind,
     StreamBody,
 )
-from proxy.maskinporten.request import TokenSource
+from proxy.maskinporten.request import TokenRequest, TokenSource
 from proxy.observability.metrics import bound
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -84,6 +84,10 @@ class RetryPolicy:
         return float(min(self.max_delay, self.base_delay * 2 ** (retry - 1)))
 
 
+AnswerObserver = Callable[[TokenRequest, str, int], None]
+"""``observe(token_request, api, status)``: told every Altinn 3 answer status (e.g. onboarding state)."""
+
+
 class Altinn3Client:
     """Sends :class:`Altinn3Call` values to Altinn 3 and returns :class:`Altinn3Response` values."""
 
@@ -98,8 +102,10 @@ class Altinn3Client:
         breakers: Breakers | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Sleep = asyncio.sleep,
+        observe: AnswerObserver | None = None,
     ) -> None:
         self._session = session
+        self._observe = observe
         self._tokens = token_source
         self._urls = base_urls
         self._timeouts = timeouts
@@ -147,6 +153,8 @@ class Altinn3Client:
             bound(metrics.LATENCY, call.api, call.method).observe(max(0.0, self._clock() - started))
             status = response.status
             bound(metrics.REQUESTS, call.api, call.method, metrics.status_class(status)).inc()
+            if self._observe is not None:
+                self._observe(call.token, call.api, status)
 
             if status == 401 and replayable and not replayed_401:
                 response.release()

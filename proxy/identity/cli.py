@@ -113,6 +113,8 @@ def cmd_credentials_add(args: argparse.Namespace) -> int:
         )
     if not args.org:
         raise ConfigurationError("give at least one --org", location="--org")
+    if args.from_system_user:
+        args.org = _with_external_refs(args)
     # Validate everything but the password first, so a typo does not cost a password prompt.
     callers[args.username] = _caller_entry(args, None)
     parse_credentials({**document, "callers": callers}, source=str(path))
@@ -121,6 +123,23 @@ def cmd_credentials_add(args: argparse.Namespace) -> int:
     write_credentials_document(path, document)
     print(f"{path}: caller {args.username!r} written")
     return 0
+
+
+def _with_external_refs(args: argparse.Namespace) -> list[str]:
+    """``--org`` values completed with the externalRef of each organisation's system user in Altinn."""
+    if not args.config:
+        raise ConfigurationError(
+            "--from-system-user needs --config (the proxy's settings)", location="--config"
+        )
+    if args.service_owner:
+        raise ConfigurationError("--from-system-user is for end-user systems", location="--from-system-user")
+    from proxy.onboarding.cli import external_refs_from_system_users
+
+    bare = [value for value in args.org if "=" not in value]
+    found = external_refs_from_system_users(Path(args.config), bare)
+    for org, ref in found.items():
+        print(f"organisation {org}: system user with externalRef {ref}", file=sys.stderr)
+    return [value if "=" in value else f"{value}={found[value]}" for value in args.org]
 
 
 def cmd_credentials_hash(args: argparse.Namespace) -> int:
@@ -152,6 +171,12 @@ def add_cli_commands(subparsers: Any) -> None:
     add.add_argument("--service-owner", help="service-owner code (e.g. ttd): adds a service owner")
     add.add_argument("--scope", action="append", default=[], help="Maskinporten scope of a service owner")
     add.add_argument("--replace", action="store_true", help="overwrite an existing caller of that name")
+    add.add_argument(
+        "--from-system-user",
+        action="store_true",
+        help="take each --org's externalRef from its system user of our system in Altinn (needs --config)",
+    )
+    add.add_argument("--config", help="the proxy's settings (for --from-system-user)")
     add.set_defaults(func=cmd_credentials_add)
 
     hash_ = commands.add_parser("hash", help="print the hash of a secret read from stdin")

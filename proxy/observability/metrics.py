@@ -7,6 +7,7 @@ methods are :func:`method_label`'s (a client may send any token as a method).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -76,9 +77,17 @@ async def hide_server_software(_: web.Request, response: web.StreamResponse) -> 
     response.headers["Server"] = SERVER_HEADER
 
 
-def create_metrics_app() -> web.Application:
-    """A tiny application that serves ``/metrics`` (run it on the metrics port)."""
+MetricsPortRoutes = Callable[[web.Application], None]
+#: Routes the proxy's application adds to the metrics port (e.g. the migration board).
+METRICS_PORT_ROUTES: web.AppKey[list[MetricsPortRoutes]] = web.AppKey("metrics_port_routes", list)
+
+
+def create_metrics_app(main: web.Application | None = None) -> web.Application:
+    """A tiny application that serves ``/metrics`` (run it on the metrics port), plus the routes
+    ``main`` asks for under :data:`METRICS_PORT_ROUTES`."""
     app = web.Application()
     app.on_response_prepare.append(hide_server_software)
     app.router.add_get("/metrics", _metrics)
+    for install in main.get(METRICS_PORT_ROUTES, []) if main is not None else []:
+        install(app)
     return app

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 CLIENT_ID = "5b0b1c2e-7a3d-4a57-9f0e-2f6c7d8e9a10"
 CLIENT_KID = "altinn-proxy-sandbox"
 VENDOR_ORG = "310000035"
-SYSTEM_ID = f"{VENDOR_ORG}_altinn_proxy"
+SYSTEM_ID = f"{VENDOR_ORG}_altinn_proxy"  # {vendor}_{SYSTEM_NAME}
 SERVICE_OWNER_CODE = "ttd"
 SERVICE_OWNER_ORG = VENDOR_ORG
 
@@ -34,8 +34,14 @@ SERVICE_OWNER_SCOPES = (
     "altinn:broker.read",
     "altinn:broker.write",
 )
+#: The scopes of the ``system`` commands (system register and system-user requests).
+ONBOARDING_SCOPES = (
+    "altinn:authentication/systemregister.write",
+    "altinn:authentication/systemuser.request.read",
+    "altinn:authentication/systemuser.request.write",
+)
 #: Every scope registered on the sandbox's Maskinporten client.
-CLIENT_SCOPES = tuple(sorted({*END_USER_SCOPES, *SERVICE_OWNER_SCOPES}))
+CLIENT_SCOPES = tuple(sorted({*END_USER_SCOPES, *SERVICE_OWNER_SCOPES, *ONBOARDING_SCOPES}))
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,13 @@ DEMO_CALLERS = (
     DemoCaller("demo-eus", "demo-eus-password", orgs=("310000019",)),
     DemoCaller("demo-eus2", "demo-eus2-password", orgs=("310000027",)),
     DemoCaller("demo-so", "demo-so-password", service_owner=SERVICE_OWNER_CODE, org=SERVICE_OWNER_ORG),
+    DemoCaller("demo-eus3", "demo-eus3-password", orgs=("310000043",)),
 )
 #: Organisations that have approved a system user for the sandbox's system.
 SYSTEM_USER_ORGS = ("310000019", "310000027")
+#: The customer still to be onboarded: no system user until its request is approved (MP-303 until then).
+ONBOARDING_ORG = "310000043"
+#: Every customer organisation of the demo world (senders and recipients of the broker service).
+CUSTOMER_ORGS = (*SYSTEM_USER_ORGS, ONBOARDING_ORG)
+#: The system's name in the system register (its id is ``SYSTEM_ID``).
+SYSTEM_NAME = "altinn_proxy"

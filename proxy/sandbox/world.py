@@ -30,6 +30,7 @@ from proxy.sandbox.correspondence_model import CorrespondenceResource
 from proxy.sandbox.dialogporten import FakeDialogporten, install_dialogporten
 from proxy.sandbox.maskinporten import FakeMaskinporten, create_maskinporten_app, install_token_exchange
 from proxy.sandbox.observe import RequestObserver, observing_middleware
+from proxy.sandbox.systemregister import FakeSystemRegister, install_system_register, rights_middleware
 from proxy.sandbox.tokens import Clock, SigningKey, TokenVerifier
 from proxy.settings import Settings, validate_settings
 
@@ -69,6 +70,8 @@ class Fakes:
     correspondence: FakeCorrespondence
     dialogporten: FakeDialogporten
     broker: FakeBroker
+    #: The system register, system-user requests and the customers' approvals.
+    system_register: FakeSystemRegister
 
 
 async def _serve(app: web.Application, stack: contextlib.AsyncExitStack) -> str:
@@ -104,12 +107,17 @@ async def start_fakes(
             keys={fixtures.CLIENT_KID: keys.client.private_key.public_key()},
             system_id=fixtures.SYSTEM_ID,
         )
-        for org in fixtures.SYSTEM_USER_ORGS:
-            fake_mp.add_system_user(fixtures.SYSTEM_ID, org)
         maskinporten_url = await _serve(create_maskinporten_app(fake_mp), stack)
         fake_mp.issuer = maskinporten_url + "/"
 
-        platform = web.Application(middlewares=[observing_middleware(observer)], client_max_size=2 * 1024**3)
+        registers: list[FakeSystemRegister] = []
+        platform = web.Application(
+            middlewares=[
+                observing_middleware(observer),
+                rights_middleware(lambda: registers[0] if registers else None, _API_RESOURCES),
+            ],
+            client_max_size=2 * 1024**3,
+        )
         altinn_issuer = "http://altinn-sandbox.local/authentication/api/v1/openid/"
         verifier = TokenVerifier(fake_mp.issuer, keys.maskinporten, altinn_issuer, keys.altinn, clock=clock)
         install_token_exchange(
@@ -144,8 +152,8 @@ async def start_fakes(
                 fixtures.BROKER_RESOURCE: BrokerResource(
                     resource_id=fixtures.BROKER_RESOURCE,
                     owner_org=fixtures.SERVICE_OWNER_ORG,
-                    senders=frozenset(fixtures.SYSTEM_USER_ORGS),
-                    recipients=frozenset(fixtures.SYSTEM_USER_ORGS),
+                    senders=frozenset(fixtures.CUSTOMER_ORGS),
+                    recipients=frozenset(fixtures.CUSTOMER_ORGS),
                     external_service_code=fixtures.BROKER_SERVICE[0],
                     external_service_edition=int(fixtures.BROKER_SERVICE[1]),
                 )
@@ -154,6 +162,15 @@ async def start_fakes(
             clock=clock,
             background_interval=BROKER_PROCESSING_INTERVAL,
         )
+        system_register = install_system_register(
+            platform,
+            verifier=verifier,
+            maskinporten=fake_mp,
+            known_resources=(fixtures.CORRESPONDENCE_RESOURCE, fixtures.BROKER_RESOURCE),
+            clock=clock,
+        )
+        _seed_onboarding(system_register)
+        registers.append(system_register)
         publisher = asyncio.create_task(_publish_correspondence(correspondence), name="sandbox-publisher")
         stack.push_async_callback(_cancel, publisher)
         platform_url = await _serve(platform, stack)
@@ -165,6 +182,44 @@ async def start_fakes(
             correspondence=correspondence,
             dialogporten=dialogporten,
             broker=broker,
+            system_register=system_register,
+        )
+
+
+#: Which resources each API family of the platform serves (for the fake's rights check).
+_API_RESOURCES = {
+    "/broker/": frozenset({fixtures.BROKER_RESOURCE}),
+    "/correspondence/": frozenset({fixtures.CORRESPONDENCE_RESOURCE}),
+    "/dialogporten/": frozenset({fixtures.CORRESPONDENCE_RESOURCE}),
+}
+
+
+def _seed_onboarding(register: FakeSystemRegister) -> None:
+    """The system as registered before the broker service was routed, and the two ready customers.
+
+    ``system register`` therefore shows the broker right as a difference; ``310000043`` has no system
+    user until a request is approved.
+    """
+    register.seed_system(
+        {
+            "id": fixtures.SYSTEM_ID,
+            "vendor": {"ID": f"0192:{fixtures.VENDOR_ORG}"},
+            "name": {"nb": "Altinn 2-proxy", "en": "Altinn 2 proxy"},
+            "description": {
+                "nb": "Lar eldre Altinn 2-integrasjoner bruke Altinn 3",
+                "en": "Lets legacy Altinn 2 integrations use Altinn 3",
+            },
+            "rights": [
+                {"resource": [{"id": "urn:altinn:resource", "value": fixtures.CORRESPONDENCE_RESOURCE}]}
+            ],
+            "clientId": [fixtures.CLIENT_ID],
+            "isVisible": True,
+            "allowedRedirectUrls": [],
+        }
+    )
+    for org in fixtures.SYSTEM_USER_ORGS:
+        register.seed_system_user(
+            fixtures.SYSTEM_ID, org, (fixtures.CORRESPONDENCE_RESOURCE, fixtures.BROKER_RESOURCE)
         )
 
 
@@ -248,6 +303,7 @@ def sandbox_settings_document(
             ],
         },
         "timeouts": {"drain": 5.0, "drain_delay": 0.0},
+        "system": {"vendor_org": fixtures.VENDOR_ORG, "name": fixtures.SYSTEM_NAME},
     }
 
 
@@ -255,6 +311,17 @@ def sandbox_settings(fakes: Fakes, workdir: Path, **options: Any) -> Settings:
     """Validated settings for a proxy that talks to ``fakes`` (the files must have been written)."""
     document: Mapping[str, Any] = sandbox_settings_document(fakes, workdir, **options)
     return validate_settings(document, source="<sandbox>")
+
+
+def write_settings_file(path: Path, document: Mapping[str, Any]) -> Path:
+    """Write the sandbox's settings as YAML (mode 0600) so every command can use them with ``--config``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        "# Written by `altinn-proxy sandbox` for its running world; valid while it runs.\n"
+        + yaml.safe_dump(dict(document), sort_keys=False)
+    )
+    path.chmod(0o600)
+    return path
 
 
 def default_mappings_dir() -> Path:

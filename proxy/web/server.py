@@ -133,7 +133,7 @@ async def serve(
         loop.add_signal_handler(signum, on_signal, signum)
 
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=config.drain, handle_signals=False)
-    metrics_runner = web.AppRunner(create_metrics_app(), access_log=None, shutdown_timeout=1.0)
+    metrics_runner = web.AppRunner(create_metrics_app(app), access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     await metrics_runner.setup()
     try:

@@ -91,6 +91,8 @@ class SoapConfig:
 
 Authenticator = Callable[[LegacyCredentials, SoapCall, str | None], Awaitable[Principal]]
 """``authenticate(credentials, call, peer_address)``; raises AuthenticationFailed."""
+UntranslatedObserver = Callable[[SoapCall, str | None], Awaitable[None]]
+"""``observe(call, peer_address)`` before an untranslated operation is answered (e.g. usage per caller)."""
 
 
 async def answer_test(call: SoapCall, context: SoapContext) -> SoapReply:
@@ -106,6 +108,7 @@ def add_soap_routes(
     config: SoapConfig,
     authenticate: Authenticator | None,
     surface: Callable[[], Surface],
+    on_untranslated: UntranslatedObserver | None = None,
 ) -> None:
     """Serve every catalogued SOAP endpoint (POST calls, GET ``?wsdl``/``?singleWsdl``/``?xsd=``) on ``app``.
 
@@ -115,7 +118,7 @@ def add_soap_routes(
     answers ``OperationNotTranslated``. ``authenticate`` is called for operations that carry
     credentials; None skips authentication.
     """
-    endpoint = _SoapEndpoint(surface, handlers, config, authenticate)
+    endpoint = _SoapEndpoint(surface, handlers, config, authenticate, on_untranslated)
     app.router.add_route("*", _ROUTE, endpoint.handle)
 
 
@@ -126,8 +129,10 @@ class _SoapEndpoint:
         handlers: Mapping[tuple[str, str], OperationHandler],
         config: SoapConfig,
         authenticate: Authenticator | None,
+        on_untranslated: UntranslatedObserver | None = None,
     ) -> None:
         self._surface = surface
+        self._on_untranslated = on_untranslated
         self._handlers = handlers
         self._config = config
         self._authenticate = authenticate
@@ -197,6 +202,8 @@ class _SoapEndpoint:
             handler = answer_test
         if handler is None:
             SOAP_UNTRANSLATED.labels(call.service.name, call.operation.name).inc()
+            if self._on_untranslated is not None:
+                await self._on_untranslated(call, remote)
             raise OperationNotTranslated(
                 f"{call.operation.name} of {call.service.name} has no Altinn 3 equivalent in this proxy"
             )

@@ -1,0 +1,1 @@
+"""Onboarding customers: the system register entry, system-user requests, per-organisation readiness."""
