@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from proxy.sandbox.fixtures import BROKER_RESOURCE, ONBOARDING_ORG, SYSTEM_ID
 from proxy.sandbox.world import (
     Fakes,
     SandboxKeys,
@@ -47,6 +48,8 @@ async def deployed(tmp_path: Path, sandbox_keys: SandboxKeys) -> AsyncIterator[D
 
 
 async def test_every_organisation_gets_its_token(deployed: Deployed) -> None:
+    # The sandbox's customer still to onboard approves its system user first.
+    deployed.fakes.system_register.seed_system_user(SYSTEM_ID, ONBOARDING_ORG, [BROKER_RESOURCE])
     code, out, err = await run_cli("check", "--config", str(deployed.config), "--online")
     assert (code, err) == (0, "")
     lines = out.splitlines()[1:]
@@ -54,6 +57,7 @@ async def test_every_organisation_gets_its_token(deployed: Deployed) -> None:
         "ok   service owner: token issued",
         "ok   organisation 310000019: token issued",
         "ok   organisation 310000027: token issued",
+        f"ok   organisation {ONBOARDING_ORG}: token issued",
     ]
 
 
@@ -73,7 +77,7 @@ async def test_a_wrong_key_id_is_named(deployed: Deployed) -> None:
     code, out, _ = await run_cli("check", "--config", str(deployed.config), "--online")
     assert code == 1
     verdicts = out.splitlines()[1:]
-    assert len(verdicts) == 3
+    assert len(verdicts) == 4
     for line in verdicts:
         assert line.startswith("FAIL ")
         assert "unknown client or key id (MP-124; signed with key id 'not-the-registered-kid')" in line
