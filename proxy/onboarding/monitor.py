@@ -202,7 +202,7 @@ class OnboardingMonitor:
             )
         if entry.state is State.NO_SYSTEM_USER:
             return (
-                f"organisation {org} has no system user for {system}: send it a request "
+                f"Altinn 3 has no system user for this organisation ({org}) and {system}: send it a request "
                 f"(altinn-proxy system request --org {org}) or ask it to create one in the Altinn portal"
             )
         if entry.state is State.RIGHTS_MISSING:

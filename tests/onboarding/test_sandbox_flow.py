@@ -60,7 +60,7 @@ async def test_the_onboarding_walk_through(tmp_path: Path) -> None:
 
         refused = await legacy_inbox(proxy.base_url)
         assert refused["status"] == 500
-        assert f"organisation {NEW} has no system user" in refused["message"]
+        assert f"no system user for this organisation ({NEW})" in refused["message"]
 
         code, out, err = await run_cli("check", *config)
         assert code == 0, err
