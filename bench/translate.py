@@ -1,23 +1,33 @@
-"""Benchmark: the translated hot path against a bare reverse proxy, in one run, on loopback.
+"""Benchmark: translated calls against a bare reverse proxy, in one run, on loopback.
 
-Measures, with the same SOAP POST (an ``InsertCorrespondenceBasicV2`` without attachments, built
-here, with a distinct ExternalShipmentReference per request so nothing is short-circuited):
+Each scenario measures, with the same SOAP POST, side by side:
 
 (a) ``bench.bare_proxy`` forwarding the POST to ``bench.upstream`` (a canned Correspondence answer);
 (b) ``altinn-proxy serve`` translating it against the sandbox fakes (``bench.fakes``).
 
-Every server runs in its own process, and the load comes from ``wrk`` in another, so the CPU time
-read from ``/proc/<pid>/stat`` (utime + stime, all threads) before and after a run is the proxy's
-own. Each side gets a warm-up first. Printed per side: requests/s, proxy CPU µs per request (and its
-event-loop thread's share), p50/p99 latency, errors; then the ratios b/a against the targets
-(throughput ≥ 0.6, CPU ≤ 1.5).
+Scenarios (``--scenarios``, default all):
 
-    python -m bench.translate [--duration 15] [--connections 16] [--rounds 1]
+* ``insert``: ``InsertCorrespondenceBasicV2`` without attachments, durable and idempotent (a distinct
+  ExternalShipmentReference per request, from wrk's Lua), on SQLite (WAL, ``synchronous=FULL``);
+* ``read``: ``GetCorrespondenceStatusDetailsBasicV3`` for one reference (list + details + id);
+* ``test``: the ``Test`` operation (no credentials, no upstream call);
+* ``workers``: ``insert`` again with ``serve --workers 2``, compared with the 1-worker run;
+* ``postgres``: ``insert`` with 1 and 2 workers on a fresh PostgreSQL database (``--postgres``).
+
+Every server runs in its own process (a proxy with workers: its process tree), and the load comes
+from ``wrk`` in another, so the CPU time read from ``/proc/<pid>/stat`` (utime + stime, all threads)
+before and after a run is the proxy's own. Each side gets a warm-up first. Printed per run:
+requests/s, CPU µs per request (and the event-loop threads' share), p50/p99 latency, errors; then
+every ratio against its target (issue 20) and the load average. Exit code 0 only when every target
+of the scenarios run is met, 1 when one is missed, 2 when the benchmark could not run.
+
+    python -m bench.translate [--duration 15] [--connections 16] [--scenarios insert,read]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import os
@@ -28,19 +38,27 @@ import sys
 import tempfile
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 CORRESPONDENCE_NS = "http://www.altinn.no/services/ServiceEngine/Correspondence/2009/10"
 CONTENT_NS = "http://schemas.altinn.no/services/ServiceEngine/Correspondence/2010/10"
-SOAP_ACTION = f"{CORRESPONDENCE_NS}/ICorrespondenceAgencyExternalBasic/InsertCorrespondenceBasicV2"
+FILTER_NS = "http://schemas.altinn.no/services/ServiceEngine/Correspondence/2016/02"
+CONTRACT_BASE_NS = "http://www.altinn.no/services/2009/10"
+AGENCY_ACTIONS = f"{CORRESPONDENCE_NS}/ICorrespondenceAgencyExternalBasic"
+SOAP_ACTION = f"{AGENCY_ACTIONS}/InsertCorrespondenceBasicV2"
 ENDPOINT = "/ServiceEngineExternal/CorrespondenceAgencyExternalBasic.svc"
 #: Where the reference goes in the request: wrk fills in a fresh one per request.
 REFERENCE_SLOT = "@REFERENCE@"
+#: The reference of the one correspondence the read scenario asks about.
+READ_REFERENCE = "bench-read-target"
 STARTUP_TIMEOUT = 60.0
-TARGET_THROUGHPUT = 0.6
-TARGET_CPU = 1.5
+POSTGRES_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+#: Issue 20's targets: the mapping engine alone, and 2 workers' throughput against 1 worker's.
+TARGET_ENGINE_US = 50.0
+TARGET_WORKERS = 1.7
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -74,9 +92,66 @@ def soap_request(reference: str = REFERENCE_SLOT) -> str:
 """
 
 
-def wrk_script() -> str:
-    """wrk's Lua: POST the request with a reference unique to (run tag, thread, request)."""
-    head, tail = soap_request().split(REFERENCE_SLOT)
+def read_request(reference: str = READ_REFERENCE) -> str:
+    """The read scenario's request: status details of the correspondences sent with ``reference``."""
+    return f"""<?xml version="1.0" encoding="utf-8"?>
+<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/">
+  <s:Body>
+    <GetCorrespondenceStatusDetailsBasicV3 xmlns="{CORRESPONDENCE_NS}" xmlns:f="{FILTER_NS}">
+      <systemUserName>demo-so</systemUserName>
+      <systemPassword>demo-so-password</systemPassword>
+      <filterCriteria>
+        <f:Reportee>310000019</f:Reportee>
+        <f:SendersReference>{reference}</f:SendersReference>
+        <f:ServiceCode>4711</f:ServiceCode>
+        <f:ServiceEditionCode>1</f:ServiceEditionCode>
+      </filterCriteria>
+    </GetCorrespondenceStatusDetailsBasicV3>
+  </s:Body>
+</s:Envelope>
+"""
+
+
+TEST_REQUEST = f"""<?xml version="1.0" encoding="utf-8"?>
+<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/">
+  <s:Body><Test xmlns="{CONTRACT_BASE_NS}"/></s:Body>
+</s:Envelope>
+"""
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One legacy operation the benchmark sends, with issue 20's targets for it."""
+
+    name: str
+    soap_action: str
+    #: The request; a ``REFERENCE_SLOT`` in it becomes a fresh reference per request.
+    body: str
+    #: Bytes the proxy's answer must contain (checked once before the load).
+    expect: bytes
+    #: Most CPU per request, as a multiple of the bare proxy's.
+    cpu_target: float
+    #: Least throughput, as a fraction of the bare proxy's (None: no target).
+    throughput_target: float | None = None
+
+
+INSERT = Operation(
+    "InsertCorrespondenceBasicV2", SOAP_ACTION, soap_request(), b"ReceiptId>", 3.0, throughput_target=0.3
+)
+READ = Operation(
+    "GetCorrespondenceStatusDetailsBasicV3",
+    f"{AGENCY_ACTIONS}/GetCorrespondenceStatusDetailsBasicV3",
+    read_request(),
+    READ_REFERENCE.encode(),
+    2.0,
+)
+TEST = Operation("Test", f"{CONTRACT_BASE_NS}/IAltinnContractBase/Test", TEST_REQUEST, b"TestResponse", 1.3)
+
+
+def wrk_script(operation: Operation = INSERT) -> str:
+    """wrk's Lua: POST the operation's request, a reference unique to (run tag, thread, request) in it."""
+    head, _, tail = operation.body.partition(REFERENCE_SLOT)
+    fill = "head .. prefix .. counter .. tail" if REFERENCE_SLOT in operation.body else "head"
     return f"""
 local head = [==[{head}]==]
 local tail = [==[{tail}]==]
@@ -86,7 +161,7 @@ local prefix = "bench"
 
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "text/xml; charset=utf-8"
-wrk.headers["SOAPAction"] = '"{SOAP_ACTION}"'
+wrk.headers["SOAPAction"] = '"{operation.soap_action}"'
 
 function setup(thread)
   thread:set("id", #threads + 1)
@@ -99,7 +174,7 @@ end
 
 function request()
   counter = counter + 1
-  return wrk.format(nil, nil, nil, head .. prefix .. counter .. tail)
+  return wrk.format(nil, nil, nil, {fill})
 end
 
 function done(summary, latency, requests)
@@ -126,7 +201,7 @@ class Result:
     errors: int
     #: CPU per request of the upstream's process (canned upstream, or the sandbox fakes).
     upstream_cpu_us: float = 0.0
-    #: The server's main (event-loop) thread's share of ``cpu_seconds``.
+    #: The event-loop (main) threads' share of ``cpu_seconds``, over every process of the server.
     loop_cpu_seconds: float = 0.0
 
     @property
@@ -136,20 +211,39 @@ class Result:
 
     @property
     def cpu_us(self) -> float:
-        """The server process's CPU time per request, in microseconds."""
+        """The server's CPU time per request, in microseconds."""
         return self.cpu_seconds * 1e6 / max(1, self.requests)
 
     @property
     def loop_cpu_us(self) -> float:
-        """The event-loop thread's CPU time per request, in microseconds."""
+        """The event-loop threads' CPU time per request, in microseconds."""
         return self.loop_cpu_seconds * 1e6 / max(1, self.requests)
 
 
 def cpu_seconds(pid: int, tid: int | None = None) -> float:
     """utime + stime of a process (all its threads), or of its thread ``tid``, from ``/proc``."""
-    stat = Path(f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat").read_text()
+    try:
+        stat = Path(f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat").read_text()
+    except FileNotFoundError:
+        return 0.0  # exited meanwhile (a worker restarting): its CPU is no longer counted anywhere
     fields = stat[stat.rindex(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (a supervisor and its workers)."""
+    found = [pid]
+    for process in found:
+        with contextlib.suppress(FileNotFoundError):
+            for task in Path(f"/proc/{process}/task").iterdir():
+                found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
+def tree_cpu(pid: int) -> tuple[float, float]:
+    """``(all threads, main threads)`` CPU seconds of ``pid``'s process tree."""
+    tree = process_tree(pid)
+    return sum(cpu_seconds(p) for p in tree), sum(cpu_seconds(p, p) for p in tree)
 
 
 def run_wrk(
@@ -190,24 +284,22 @@ def measure(
     tag: str,
 ) -> Result:
     """Load ``url`` with wrk and read the server's (and its upstream's) CPU time around the run."""
-    before, upstream_before = cpu_seconds(pid), cpu_seconds(upstream_pid)
-    loop_before = cpu_seconds(pid, pid)
+    (before, loop_before), upstream_before = tree_cpu(pid), cpu_seconds(upstream_pid)
     summary = run_wrk(url, script, seconds=seconds, connections=connections, threads=threads, tag=tag)
-    used = cpu_seconds(pid) - before
-    loop_used = cpu_seconds(pid, pid) - loop_before
-    upstream_used = cpu_seconds(upstream_pid) - upstream_before
+    (after, loop_after), upstream_after = tree_cpu(pid), cpu_seconds(upstream_pid)
     errors = summary["errors"]
     assert isinstance(errors, dict)
+    requests = int(str(summary["requests"]))
     return Result(
         name=name,
-        requests=int(str(summary["requests"])),
+        requests=requests,
         seconds=int(str(summary["duration_us"])) / 1e6,
-        cpu_seconds=used,
+        cpu_seconds=after - before,
         p50_ms=int(str(summary["p50_us"])) / 1000,
         p99_ms=int(str(summary["p99_us"])) / 1000,
         errors=sum(int(value) for value in errors.values()),
-        upstream_cpu_us=upstream_used * 1e6 / max(1, int(str(summary["requests"]))),
-        loop_cpu_seconds=loop_used,
+        upstream_cpu_us=(upstream_after - upstream_before) * 1e6 / max(1, requests),
+        loop_cpu_seconds=loop_after - loop_before,
     )
 
 
@@ -287,17 +379,18 @@ def listening_port(process: subprocess.Popen[bytes], log: Path) -> int:
     raise RuntimeError(f"altinn-proxy did not start listening; see {log}")
 
 
-def check_once(url: str, *, expect: bytes) -> None:
+def check_once(url: str, operation: Operation, *, expect: bytes, reference: str | None = None) -> None:
     """One request before the load, so a broken set-up fails loudly instead of measuring faults."""
+    body = operation.body.replace(REFERENCE_SLOT, reference or f"bench-check-{time.time_ns()}")
     request = urllib.request.Request(  # noqa: S310 (a loopback http URL built here)
         url,
-        data=soap_request(f"bench-check-{time.time_ns()}").encode(),
-        headers={"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{SOAP_ACTION}"'},
+        data=body.encode(),
+        headers={"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{operation.soap_action}"'},
     )
     with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
-        body = response.read()
-    if expect not in body:
-        raise RuntimeError(f"unexpected answer from {url}:\n{body[:2000].decode(errors='replace')}")
+        answer = response.read()
+    if expect not in answer:
+        raise RuntimeError(f"unexpected answer from {url}:\n{answer[:2000].decode(errors='replace')}")
 
 
 def engine_microseconds(iterations: int = 2000) -> float:
@@ -340,140 +433,269 @@ def engine_microseconds(iterations: int = 2000) -> float:
     return (time.perf_counter() - started) * 1e6 / iterations
 
 
-# -- report ------------------------------------------------------------------------------------
+# -- scenarios ---------------------------------------------------------------------------------
 
 
-def report(results: Sequence[tuple[Result, Result]], store: str) -> str:
-    """The table and the ratios, as printed (and pasted into bench/README.md)."""
+@dataclass(frozen=True)
+class Scenario:
+    """One operation against one proxy set-up (store, workers)."""
+
+    key: str
+    operation: Operation
+    store: str  # "sqlite" or "postgres"
+    workers: int = 1
+
+    @property
+    def title(self) -> str:
+        """How the scenario is named in the report."""
+        workers = f", {self.workers} workers" if self.workers > 1 else ""
+        store = "PostgreSQL" if self.store == "postgres" else "SQLite"
+        return f"{self.operation.name} ({store}{workers})"
+
+
+SCENARIOS: dict[str, tuple[Scenario, ...]] = {
+    "insert": (Scenario("insert", INSERT, "sqlite"),),
+    "read": (Scenario("read", READ, "sqlite"),),
+    "test": (Scenario("test", TEST, "sqlite"),),
+    "workers": (Scenario("insert", INSERT, "sqlite"), Scenario("insert", INSERT, "sqlite", workers=2)),
+    "postgres": (
+        Scenario("insert", INSERT, "postgres"),
+        Scenario("insert", INSERT, "postgres", workers=2),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Measured:
+    """A scenario's two runs: the bare proxy's and the translating proxy's."""
+
+    scenario: Scenario
+    bare: Result
+    proxy: Result
+
+    @property
+    def throughput(self) -> float:
+        """Translated requests/s as a fraction of the bare proxy's."""
+        return self.proxy.rps / self.bare.rps
+
+    @property
+    def cpu(self) -> float:
+        """Translated CPU per request as a multiple of the bare proxy's."""
+        return self.proxy.cpu_us / self.bare.cpu_us
+
+
+def _verdict(ok: bool) -> str:
+    return "ok" if ok else "MISSED"
+
+
+def report(measured: Sequence[Measured], engine_us: float | None, load: tuple[str, str]) -> tuple[str, bool]:
+    """The table, every ratio against its target, and whether all targets were met."""
     lines = [
-        f"store: {store}",
-        f"{'run':<28}{'req/s':>10}{'CPU µs/req':>12}{'(loop)':>8}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
-        f"{'upstream CPU µs/req':>21}",
+        f"load average (1, 5, 15 min): before {load[0]}, after {load[1]}; {os.cpu_count()} cores",
+        f"{'run':<58}{'req/s':>8}{'CPU µs/req':>12}{'(loop)':>8}{'p50 ms':>9}{'p99 ms':>9}{'errors':>7}"
+        f"{'upstream µs':>12}",
     ]
-    for bare, translated in results:
-        for result in (bare, translated):
+    for item in measured:
+        for label, result in (("(a) bare", item.bare), ("(b) " + item.scenario.title, item.proxy)):
             lines.append(
-                f"{result.name:<28}{result.rps:>10.0f}{result.cpu_us:>12.0f}{result.loop_cpu_us:>8.0f}"
-                f"{result.p50_ms:>9.2f}{result.p99_ms:>9.2f}{result.errors:>8}{result.upstream_cpu_us:>21.0f}"
+                f"{label:<58}{result.rps:>8.0f}{result.cpu_us:>12.0f}{result.loop_cpu_us:>8.0f}"
+                f"{result.p50_ms:>9.2f}{result.p99_ms:>9.2f}{result.errors:>7}{result.upstream_cpu_us:>12.0f}"
             )
-    bare_rps = sum(b.rps for b, _ in results) / len(results)
-    translated_rps = sum(t.rps for _, t in results) / len(results)
-    bare_cpu = sum(b.cpu_us for b, _ in results) / len(results)
-    translated_cpu = sum(t.cpu_us for _, t in results) / len(results)
-    throughput = translated_rps / bare_rps
-    cpu = translated_cpu / bare_cpu
-    lines += [
-        f"throughput b/a: {throughput:.2f} (target >= {TARGET_THROUGHPUT}) "
-        f"{'ok' if throughput >= TARGET_THROUGHPUT else 'MISSED'}",
-        f"CPU/request b/a: {cpu:.2f} (target <= {TARGET_CPU}) {'ok' if cpu <= TARGET_CPU else 'MISSED'}",
-    ]
-    return "\n".join(lines)
+    met = True
+    lines.append("targets:")
+    for item in measured:
+        operation = item.scenario.operation
+        ok = item.cpu <= operation.cpu_target and item.proxy.errors == 0
+        met &= ok
+        line = f"  {item.scenario.title}: CPU b/a {item.cpu:.2f} (<= {operation.cpu_target}) {_verdict(ok)}"
+        if operation.throughput_target is not None:
+            ok = item.throughput >= operation.throughput_target
+            met &= ok
+            line += f"; req/s b/a {item.throughput:.2f} (>= {operation.throughput_target}) {_verdict(ok)}"
+        lines.append(line)
+    for store in ("sqlite", "postgres"):
+        runs = {
+            m.scenario.workers: m
+            for m in measured
+            if m.scenario.store == store and m.scenario.key == "insert"
+        }
+        if 1 in runs and 2 in runs:
+            ratio = runs[2].proxy.rps / runs[1].proxy.rps
+            met &= ratio >= TARGET_WORKERS
+            lines.append(
+                f"  2 workers / 1 worker req/s ({store}): {ratio:.2f} (>= {TARGET_WORKERS}) "
+                f"{_verdict(ratio >= TARGET_WORKERS)}"
+            )
+    if engine_us is not None:
+        met &= engine_us <= TARGET_ENGINE_US
+        lines.append(
+            f"  mapping engine alone (insert, canned answers): {engine_us:.0f} µs (<= {TARGET_ENGINE_US:.0f}) "
+            f"{_verdict(engine_us <= TARGET_ENGINE_US)}"
+        )
+    return "\n".join(lines), met
+
+
+def _load() -> str:
+    return ", ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the benchmark; exit 0 when both targets are met, 1 when not, 2 when it could not run."""
+    """Run the benchmark; exit 0 when every target is met, 1 when not, 2 when it could not run."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=15.0, help="seconds of measured load per side")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of unmeasured load first")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
-    parser.add_argument("--rounds", type=int, default=1, help="alternate a/b this many times")
-    parser.add_argument("--store-url", help="the proxy's store (default: SQLite in the work directory)")
+    parser.add_argument(
+        "--scenarios",
+        default=",".join(SCENARIOS),
+        help=f"comma-separated, from {', '.join(SCENARIOS)} (default: all)",
+    )
+    parser.add_argument("--postgres", default=POSTGRES_ADMIN_DSN, help="admin DSN; a fresh database is made")
     parser.add_argument("--workdir", type=Path, help="keep files (logs, database) here")
     parser.add_argument(
-        "--profile", type=Path, help="write py-spy's collapsed stacks of the translating proxy here"
+        "--profile", type=Path, help="write py-spy's collapsed stacks of the first translating run here"
     )
     args = parser.parse_args(argv)
+    wanted = [name.strip() for name in args.scenarios.split(",") if name.strip()]
+    if unknown := set(wanted) - set(SCENARIOS):
+        parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
     if shutil.which("wrk") is None:
         print(
             "bench: wrk is not installed; install it with `sudo apt-get install wrk` (Debian/Ubuntu)",
             file=sys.stderr,
         )
         return 2
+    scenarios = list(dict.fromkeys(s for name in wanted for s in SCENARIOS[name]))
     with contextlib.ExitStack() as stack:
         if args.workdir is None:
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="altinn-proxy-bench-")))
         else:
             workdir = args.workdir
             workdir.mkdir(parents=True, exist_ok=True)
-        results = run(args, workdir, stack)
-        store = args.store_url or f"SQLite (WAL, synchronous=FULL) in {workdir}"
-        print(report(results, store))
-        print(f"mapping engine alone (same request, canned answers): {engine_microseconds():.0f} µs/request")
-        met = all(
-            t.rps / b.rps >= TARGET_THROUGHPUT and t.cpu_us / b.cpu_us <= TARGET_CPU for b, t in results
-        )
+        before = _load()
+        measured = run(args, scenarios, workdir, stack)
+        engine_us = engine_microseconds() if "insert" in wanted else None
+        text, met = report(measured, engine_us, (before, _load()))
+        print(text)
     return 0 if met else 1
 
 
-def run(args: argparse.Namespace, workdir: Path, stack: contextlib.ExitStack) -> list[tuple[Result, Result]]:
-    """Start every process, check each path once, then warm up and measure a, b (``rounds`` times)."""
-    python = sys.executable
-    script = workdir / "insert-correspondence.lua"
-    script.write_text(wrk_script(), encoding="utf-8")
+class Bench:
+    """The processes of one benchmark run, started once and shared by the scenarios."""
 
-    upstream = stack.enter_context(child([python, "-m", "bench.upstream"], log=workdir / "upstream.log"))
-    upstream_port = int(first_line(upstream, "bench.upstream").split()[1])
-    bare = stack.enter_context(
-        child(
-            [
-                python,
-                "-m",
-                "bench.bare_proxy",
-                "--upstream",
-                f"http://127.0.0.1:{upstream_port}/correspondence",
-            ],
-            log=workdir / "bare.log",
+    def __init__(self, args: argparse.Namespace, workdir: Path, stack: contextlib.ExitStack) -> None:
+        self.args = args
+        self.workdir = workdir
+        self.stack = stack
+        self.run_id = f"{time.time_ns():x}"  # references stay unique even when --workdir keeps the database
+        python = sys.executable
+        upstream = stack.enter_context(child([python, "-m", "bench.upstream"], log=workdir / "upstream.log"))
+        upstream_port = int(first_line(upstream, "bench.upstream").split()[1])
+        target = f"http://127.0.0.1:{upstream_port}/correspondence"
+        self.upstream = upstream
+        self.bare = stack.enter_context(
+            child([python, "-m", "bench.bare_proxy", "--upstream", target], log=workdir / "bare.log")
         )
-    )
-    bare_url = f"http://127.0.0.1:{first_line(bare, 'bench.bare_proxy').split()[1]}{ENDPOINT}"
+        self.bare_url = f"http://127.0.0.1:{first_line(self.bare, 'bench.bare_proxy').split()[1]}{ENDPOINT}"
+        self.fakes: dict[str, tuple[subprocess.Popen[bytes], str]] = {}
+        self.profiled = False
 
-    fakes_command = [python, "-m", "bench.fakes", "--workdir", str(workdir)]
-    if args.store_url:
-        fakes_command += ["--store-url", args.store_url]
-    fakes = stack.enter_context(child(fakes_command, log=workdir / "fakes.log"))
-    settings = json.loads(first_line(fakes, "bench.fakes"))["settings"]
-    proxy_log = workdir / "proxy.log"
-    proxy = stack.enter_context(
-        child([python, "-m", "proxy.cli", "serve", "--config", settings], log=proxy_log, stdout_pipe=False)
-    )
-    proxy_url = f"http://127.0.0.1:{listening_port(proxy, proxy_log)}{ENDPOINT}"
+    def settings(self, store: str) -> tuple[subprocess.Popen[bytes], str]:
+        """The fakes (and the proxy's settings file) for ``store``, started on first use."""
+        if store not in self.fakes:
+            folder = self.workdir / store
+            folder.mkdir(exist_ok=True)
+            command = [sys.executable, "-m", "bench.fakes", "--workdir", str(folder)]
+            if store == "postgres":
+                command += ["--store-url", self.stack.enter_context(fresh_database(self.args.postgres))]
+            fakes = self.stack.enter_context(child(command, log=folder / "fakes.log"))
+            self.fakes[store] = (fakes, json.loads(first_line(fakes, "bench.fakes"))["settings"])
+        return self.fakes[store]
 
-    check_once(bare_url, expect=b"correspondenceId")
-    check_once(proxy_url, expect=b"ReceiptId>")
+    def measure(self, scenario: Scenario) -> Measured:
+        """Warm up and measure the bare proxy, then the translating proxy, on ``scenario``."""
+        fakes, settings = self.settings(scenario.store)
+        name = f"{scenario.key}-{scenario.store}-{scenario.workers}"
+        script = self.workdir / f"{name}.lua"
+        script.write_text(wrk_script(scenario.operation), encoding="utf-8")
+        log = self.workdir / f"proxy-{name}.log"
+        command = [sys.executable, "-m", "proxy.cli", "serve", "--config", settings]
+        command += ["--workers", str(scenario.workers)]
+        with child(command, log=log, stdout_pipe=False) as proxy:
+            proxy_url = f"http://127.0.0.1:{listening_port(proxy, log)}{ENDPOINT}"
+            operation = scenario.operation
+            check_once(self.bare_url, operation, expect=b"correspondenceId")
+            if operation is READ:
+                check_once(proxy_url, INSERT, expect=INSERT.expect, reference=READ_REFERENCE)
+            check_once(proxy_url, operation, expect=operation.expect)
+            results = []
+            for side, url, process, behind in (
+                ("bare", self.bare_url, self.bare, self.upstream),
+                ("proxy", proxy_url, proxy, fakes),
+            ):
+                tag = f"{self.run_id}-{name}-{side}"
+                load = {"connections": self.args.connections, "threads": self.args.threads}
+                if self.args.warmup > 0:
+                    run_wrk(url, script, seconds=self.args.warmup, tag=f"{tag}-warm", **load)
+                profile = self.args.profile is not None and side == "proxy" and not self.profiled
+                self.profiled |= profile
+                with (
+                    profiling(process.pid, self.args.profile, self.args.duration)
+                    if profile
+                    else contextlib.nullcontext()
+                ):
+                    results.append(
+                        measure(
+                            side,
+                            url,
+                            process.pid,
+                            script,
+                            upstream_pid=behind.pid,
+                            seconds=self.args.duration,
+                            tag=tag,
+                            **load,
+                        )
+                    )
+        return Measured(scenario, results[0], results[1])
+
+
+@contextlib.contextmanager
+def fresh_database(admin_dsn: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database for the proxy's store, dropped afterwards."""
+    import asyncpg
+
+    name = f"altinn_proxy_bench_{uuid.uuid4().hex[:12]}"
+
+    async def execute(statement: str) -> None:
+        connection = await asyncpg.connect(admin_dsn, timeout=10)
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    asyncio.run(execute(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin_dsn.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        asyncio.run(execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def run(
+    args: argparse.Namespace, scenarios: Sequence[Scenario], workdir: Path, stack: contextlib.ExitStack
+) -> list[Measured]:
+    """Start the shared processes, then measure each scenario (bare, then translated)."""
+    bench = Bench(args, workdir, stack)
     print(
         f"bench: wrk -t{args.threads} -c{args.connections}, {args.duration:.0f} s per side after "
         f"{args.warmup:.0f} s warm-up; logs in {workdir}",
         file=sys.stderr,
     )
-
-    load = {"connections": args.connections, "threads": args.threads}
-    run_id = f"{time.time_ns():x}"  # references stay unique even when --workdir keeps the database
-    results = []
-    for round_ in range(1, args.rounds + 1):
-        measured = []
-        for name, url, process, behind in (
-            ("(a) bare reverse proxy", bare_url, bare, upstream),
-            ("(b) altinn-proxy translating", proxy_url, proxy, fakes),
-        ):
-            if args.warmup > 0:
-                run_wrk(url, script, seconds=args.warmup, tag=f"{run_id}-warm{round_}", **load)
-            profile = args.profile is not None and process is proxy
-            with profiling(process.pid, args.profile, args.duration) if profile else contextlib.nullcontext():
-                measured.append(
-                    measure(
-                        name,
-                        url,
-                        process.pid,
-                        script,
-                        upstream_pid=behind.pid,
-                        seconds=args.duration,
-                        tag=f"{run_id}-run{round_}",
-                        **load,
-                    )
-                )
-        results.append((measured[0], measured[1]))
-    return results
+    measured = []
+    for scenario in scenarios:
+        measured.append(bench.measure(scenario))
+        print(f"bench: measured {scenario.title}", file=sys.stderr)
+    return measured
 
 
 if __name__ == "__main__":
