@@ -4,7 +4,9 @@ It does what any proxy must do at the least (read the request, one upstream HTTP
 session, copy the answer back) and nothing else, so ``translated / bare`` tells what translation,
 identity, tokens, logging and metrics cost.
 
-    python -m bench.bare_proxy --port 0 --upstream http://127.0.0.1:PORT/
+    python -m bench.bare_proxy --port 0 --upstream http://127.0.0.1:PORT/ [--event-loop auto]
+
+It runs on the same event loop as the proxy (``proxy.web.loop``: uvloop when installed).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
+
+from proxy.web.loop import run
 
 UPSTREAM = web.AppKey("upstream", str)
 SESSION = web.AppKey("session", ClientSession)
@@ -61,5 +65,6 @@ if __name__ == "__main__":
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--upstream", required=True)
+    parser.add_argument("--event-loop", choices=["auto", "asyncio", "uvloop"], default="auto")
     args = parser.parse_args()
-    asyncio.run(_main(args.host, args.port, args.upstream))
+    run(_main(args.host, args.port, args.upstream), args.event_loop)

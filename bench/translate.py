@@ -43,6 +43,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from proxy.web.loop import loop_name
+
 CORRESPONDENCE_NS = "http://www.altinn.no/services/ServiceEngine/Correspondence/2009/10"
 CONTENT_NS = "http://schemas.altinn.no/services/ServiceEngine/Correspondence/2010/10"
 FILTER_NS = "http://schemas.altinn.no/services/ServiceEngine/Correspondence/2016/02"
@@ -308,12 +310,15 @@ def measure(
 
 @contextlib.contextmanager
 def child(
-    command: Sequence[str], *, log: Path, stdout_pipe: bool = True
+    command: Sequence[str], *, log: Path, stdout_pipe: bool = True, env: dict[str, str] | None = None
 ) -> Iterator[subprocess.Popen[bytes]]:
     """A child process (stderr to ``log``), terminated and reaped on exit."""
     with log.open("wb") as log_file:
         process = subprocess.Popen(
-            command, stdout=subprocess.PIPE if stdout_pipe else subprocess.DEVNULL, stderr=log_file
+            command,
+            stdout=subprocess.PIPE if stdout_pipe else subprocess.DEVNULL,
+            stderr=log_file,
+            env=env,
         )
     try:
         yield process
@@ -551,6 +556,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=",".join(SCENARIOS),
         help=f"comma-separated, from {', '.join(SCENARIOS)} (default: all)",
     )
+    parser.add_argument(
+        "--event-loop",
+        choices=["auto", "asyncio", "uvloop"],
+        default="auto",
+        help="for both the proxy and the bare proxy (auto: uvloop when installed)",
+    )
     parser.add_argument("--postgres", default=POSTGRES_ADMIN_DSN, help="admin DSN; a fresh database is made")
     parser.add_argument("--workdir", type=Path, help="keep files (logs, database) here")
     parser.add_argument(
@@ -573,6 +584,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             workdir = args.workdir
             workdir.mkdir(parents=True, exist_ok=True)
+        print(f"bench: event loop {loop_name(args.event_loop)} (proxy and bare proxy)", file=sys.stderr)
         before = _load()
         measured = run(args, scenarios, workdir, stack)
         engine_us = engine_microseconds() if "insert" in wanted else None
@@ -595,7 +607,10 @@ class Bench:
         target = f"http://127.0.0.1:{upstream_port}/correspondence"
         self.upstream = upstream
         self.bare = stack.enter_context(
-            child([python, "-m", "bench.bare_proxy", "--upstream", target], log=workdir / "bare.log")
+            child(
+                [python, "-m", "bench.bare_proxy", "--upstream", target, "--event-loop", args.event_loop],
+                log=workdir / "bare.log",
+            )
         )
         self.bare_url = f"http://127.0.0.1:{first_line(self.bare, 'bench.bare_proxy').split()[1]}{ENDPOINT}"
         self.fakes: dict[str, tuple[subprocess.Popen[bytes], str]] = {}
@@ -622,7 +637,8 @@ class Bench:
         log = self.workdir / f"proxy-{name}.log"
         command = [sys.executable, "-m", "proxy.cli", "serve", "--config", settings]
         command += ["--workers", str(scenario.workers)]
-        with child(command, log=log, stdout_pipe=False) as proxy:
+        environment = {**os.environ, "ALTINN_PROXY_LISTEN__EVENT_LOOP": self.args.event_loop}
+        with child(command, log=log, stdout_pipe=False, env=environment) as proxy:
             proxy_url = f"http://127.0.0.1:{listening_port(proxy, log)}{ENDPOINT}"
             operation = scenario.operation
             check_once(self.bare_url, operation, expect=b"correspondenceId")

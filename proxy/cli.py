@@ -106,6 +106,7 @@ def _serve_one(args: argparse.Namespace, settings: Settings) -> None:
 
     from proxy.app import create_app
     from proxy.web.health import Readiness
+    from proxy.web.loop import run as run_loop
     from proxy.web.server import ListenConfig, WorkerListen, serve, tls_context
     from proxy.web.workers import die_with_supervisor
 
@@ -141,7 +142,7 @@ def _serve_one(args: argparse.Namespace, settings: Settings) -> None:
         ssl_context=ssl_context,
         worker=worker,
     )
-    asyncio.run(serve(app, readiness, listen))
+    run_loop(serve(app, readiness, listen), settings.listen.event_loop)
 
 
 def _supervise(args: argparse.Namespace, settings: Settings, workers: int) -> int:

@@ -80,6 +80,8 @@ class Listen(_Section):
     #: Worker processes serving the one port (``serve --workers`` overrides it): about one per core.
     #: With more than one, ``metrics_port`` serves every worker's metrics with a ``worker`` label.
     workers: Annotated[int, Field(ge=1, le=MAX_WORKERS)] = 1
+    #: ``auto``: uvloop when installed (``altinn-proxy[speed]``), else asyncio's own loop.
+    event_loop: Literal["auto", "asyncio", "uvloop"] = "auto"
     #: The URL legacy clients use to reach the proxy (for WSDL addresses); default: from the request.
     external_url: str | None = None
     #: Serve HTTPS (and accept client certificates) instead of plain HTTP.
