@@ -4,7 +4,14 @@ Legacy clients disagree on namespaces (several put every child in the operation 
 WCF never cared about prefixes, so a path matches on local names only. An absent, empty or
 ``xsi:nil`` element reads as ``None``. A path ``a/b`` becomes the ElementPath ``{*}a/{*}b`` ("this
 local name in any namespace or none"), which lxml evaluates in C from a cached compiled form: far
-cheaper than XPath with ``local-name()`` predicates, or than walking children in Python.
+cheaper than XPath with ``local-name()`` predicates.
+
+An operation reads all its fields at once with :func:`read_fields`: one walk over the request, down
+only the branches some field's path goes through (a trie of local names compiled once per field
+set), collects every field's elements in document order, so that a dozen fields cost one short walk
+instead of a dozen ElementPath searches from the top. It finds exactly what ``find``/``iterfind``
+with the ElementPath find (the reference, :func:`_walk`): the first match is the first element at
+the path in document order.
 """
 
 from __future__ import annotations
@@ -111,6 +118,74 @@ def compile_field(name: str, path: str, **options: Any) -> CompiledField:
     return CompiledField(name=name, path=path, steps=steps, **options)
 
 
+#: local name -> (the trie below it, the paths that end here)
+_Trie = dict[str, tuple["_Trie", list[tuple[str, ...]]]]
+
+
+class FieldReader:
+    """Reads a set of fields (and their records' sub-fields) with one walk per element (module doc)."""
+
+    def __init__(self, fields: tuple[CompiledField, ...]) -> None:
+        self.fields = fields
+        self._trie: _Trie = {}
+        for item in fields:
+            node = self._trie
+            for depth, step in enumerate(item.steps):
+                below, ends = node.setdefault(step, ({}, []))
+                if depth == len(item.steps) - 1 and item.steps not in ends:
+                    ends.append(item.steps)  # once, however many fields share the path
+                node = below
+        self._records = {item.name: FieldReader(item.children) for item in fields if item.children}
+
+    def read(self, element: etree._Element) -> dict[str, Any]:
+        """Every field's value below ``element``, by name."""
+        found: dict[tuple[str, ...], list[etree._Element]] = {}
+        _collect(element, self._trie, found)
+        values: dict[str, Any] = {}
+        for item in self.fields:
+            elements = found.get(item.steps, ())
+            if item.many:
+                values[item.name] = [self._one(item, each) for each in elements]
+                continue
+            value = self._one(item, elements[0]) if elements else None
+            if value is None and item.required:
+                raise InvalidField(f"{item.path} is required")
+            values[item.name] = value
+        return values
+
+    def _one(self, item: CompiledField, element: etree._Element) -> Any:
+        if item.children:
+            return self._records[item.name].read(element)
+        return item._one(element)
+
+
+def _collect(
+    element: etree._Element, trie: _Trie, found: dict[tuple[str, ...], list[etree._Element]]
+) -> None:
+    for child in element:
+        tag = child.tag
+        if not isinstance(tag, str):
+            continue  # a comment or processing instruction
+        node = trie.get(tag[tag.find("}") + 1 :])  # the local name, with or without a namespace
+        if node is None:
+            continue
+        below, ends = node
+        for steps in ends:
+            found.setdefault(steps, []).append(child)
+        if below:
+            _collect(child, below, found)
+
+
+_READERS: dict[int, FieldReader] = {}
+#: Field sets (one per operation; a reload brings new ones) whose readers are kept at most.
+_MAX_READERS = 1024
+
+
 def read_fields(fields: tuple[CompiledField, ...], element: etree._Element) -> dict[str, Any]:
-    """All fields of an operation from its body element."""
-    return {field.name: field.read(element) for field in fields}
+    """All fields of an operation from its body element (with a reader compiled once per field set)."""
+    reader = _READERS.get(id(fields))
+    if reader is None or reader.fields is not fields:
+        if len(_READERS) >= _MAX_READERS:
+            _READERS.clear()
+        reader = _READERS[id(fields)] = FieldReader(fields)
+    return reader.read(element)
