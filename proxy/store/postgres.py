@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
@@ -213,9 +214,10 @@ class PostgresStore(Store):
     ) -> Mapping[str, int]:
         select = "SELECT guid, legacy_id FROM id_registry WHERE kind = $1 AND owner_org = $2 AND guid = ANY($3::text[])"
         async with self._connection() as connection:
+            # One round trip for the usual case: the known ids and the new ones inserted together.
             ids = {
                 row["guid"]: row["legacy_id"]
-                for row in await connection.fetch(select, kind, owner_org, guids)
+                for row in await connection.fetch(_ALLOCATE, kind, owner_org, guids, now)
             }
             missing = [guid for guid in guids if guid not in ids]
             for attempt in range(_RACE_RETRIES):
@@ -377,6 +379,10 @@ class PostgresStore(Store):
         completion: tuple[str, str, str, str, bytes] | None,
         now: datetime,
     ) -> int | None:
+        if len(receipts) == 1 and _one_statement_finish(receipts[0]):
+            async with self._connection() as connection:
+                owned = await connection.fetchval(_FINISH, *_finish_arguments(receipts[0], completion, now))
+            return None if owned else receipts[0].receipt_id
         try:
             async with self._connection() as connection, connection.transaction():
                 for receipt in receipts:
@@ -463,6 +469,94 @@ def _receipt_from_record(row: asyncpg.Record, sub_receipts: tuple[Receipt, ...])
         created_at=row["created_at"],
         sub_receipts=sub_receipts,
     )
+
+
+#: The id registry's known ids for ``$3`` and new ones for the rest, in one statement. A GUID that a
+#: concurrent allocation inserted first is in neither set (its row is not in this statement's
+#: snapshot, and ``ON CONFLICT DO NOTHING`` skips it): :meth:`PostgresStore._allocate` reads it next.
+_ALLOCATE = (
+    "WITH known AS (SELECT guid, legacy_id FROM id_registry "
+    "WHERE kind = $1 AND owner_org = $2 AND guid = ANY($3::text[])), "
+    "added AS (INSERT INTO id_registry (kind, guid, owner_org, created_at) "
+    "SELECT $1, g, $2, $4 FROM unnest($3::text[]) WITH ORDINALITY AS t(g, n) "
+    "WHERE g NOT IN (SELECT guid FROM known) ORDER BY n "
+    "ON CONFLICT (kind, guid, owner_org) DO NOTHING RETURNING guid, legacy_id) "
+    "SELECT guid, legacy_id FROM known UNION ALL SELECT guid, legacy_id FROM added"
+)
+
+#: :meth:`PostgresStore._finish` for one receipt tree and the completion, as one statement (one round
+#: trip, atomic without an explicit transaction). Every write is guarded by ``owned.ok``: a tree with
+#: an id the org does not own writes nothing, and the statement answers false. References are
+#: replaced by deleting those not listed again and inserting the listed ones (the sub-statements
+#: of one statement see the same snapshot, so a delete-then-insert of the same row would lose it).
+#: Foreign keys are checked at the end of the statement, after the receipts are in.
+# Only the constant column list is interpolated; every value is a bound parameter.
+_FINISH = (
+    "WITH owned AS (SELECT count(*) = cardinality($2::integer[]) AS ok FROM id_registry "  # noqa: S608
+    "WHERE owner_org = $1 AND legacy_id = ANY($2::integer[])), "
+    f"saved AS (INSERT INTO receipts ({_RECEIPT_COLUMNS}) "
+    "SELECT * FROM unnest($3::integer[], $4::text[], $5::integer[], $6::text[], $7::text[], $8::text[], "
+    "$9::text[], $10::text[], $11::timestamptz[], $12::timestamptz[]) WHERE (SELECT ok FROM owned) "
+    "ON CONFLICT (receipt_id) DO UPDATE SET parent_receipt_id = excluded.parent_receipt_id, "
+    "status = excluded.status, text = excluded.text, type_name = excluded.type_name, "
+    "history = excluded.history, references_json = excluded.references_json, "
+    "last_changed = excluded.last_changed RETURNING receipt_id), "
+    "listed AS (SELECT * FROM unnest($13::integer[], $14::text[], $15::text[]) AS l(receipt_id, type_name, value)), "
+    "dropped AS (DELETE FROM receipt_references AS r WHERE r.receipt_id = ANY($3::integer[]) "
+    "AND (SELECT ok FROM owned) AND NOT EXISTS (SELECT 1 FROM listed AS l WHERE l.receipt_id = r.receipt_id "
+    "AND l.type_name = r.type_name AND l.value = r.value)), "
+    "added AS (INSERT INTO receipt_references (receipt_id, type_name, value) "
+    "SELECT receipt_id, type_name, value FROM listed WHERE (SELECT ok FROM owned) ON CONFLICT DO NOTHING), "
+    "completed AS (INSERT INTO idempotency (digest, caller, operation, state, token, lease_until, "
+    "outcome_format, outcome, created_at, completed_at) "
+    "SELECT $16, $17, $18, 'completed', '', $21, $19, $20, $21, $21 "
+    "WHERE $16::text IS NOT NULL AND (SELECT ok FROM owned) "
+    "ON CONFLICT (digest) DO UPDATE SET state = 'completed', "
+    "outcome_format = excluded.outcome_format, outcome = excluded.outcome, "
+    "completed_at = excluded.completed_at WHERE idempotency.state = 'in_flight') "
+    "SELECT ok FROM owned"
+)
+
+
+def _tree(receipt: Receipt) -> list[Receipt]:
+    return [receipt, *(replace(sub, parent_receipt_id=receipt.receipt_id) for sub in receipt.sub_receipts)]
+
+
+def _one_statement_finish(receipt: Receipt) -> bool:
+    """True when ``_FINISH`` can write the tree: every receipt id in it once (an upsert touches a row once)."""
+    ids = [item.receipt_id for item in _tree(receipt)]
+    return len(ids) == len(set(ids))
+
+
+def _finish_arguments(
+    receipt: Receipt, completion: tuple[str, str, str, str, bytes] | None, now: datetime
+) -> list[Any]:
+    tree = _tree(receipt)
+    references = [(item.receipt_id, ref.type_name, ref.value) for item in tree for ref in item.references]
+    digest, caller, operation, fmt, payload = completion if completion is not None else (None,) * 5
+    return [
+        receipt.owner_org,
+        sorted({item.receipt_id for item in tree}),
+        [item.receipt_id for item in tree],
+        [item.owner_org for item in tree],
+        [item.parent_receipt_id for item in tree],
+        [str(item.status) for item in tree],
+        [item.text for item in tree],
+        [item.type_name for item in tree],
+        [item.history for item in tree],
+        [item.references_json() for item in tree],
+        [item.created_at or now for item in tree],
+        [item.last_changed for item in tree],
+        [ref[0] for ref in references],
+        [ref[1] for ref in references],
+        [ref[2] for ref in references],
+        digest,
+        caller,
+        operation,
+        fmt,
+        payload,
+        now,
+    ]
 
 
 class _Refused(Exception):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -95,3 +96,41 @@ async def test_concurrent_writes_are_each_committed_and_a_failing_one_undoes_onl
     reopened = await open_test_store()
     for guid, legacy_id in zip(guids, ids, strict=True):
         assert await reopened.resolve_id(RECEIPT_KIND, legacy_id, ORG_A) == guid
+
+
+async def test_finish_of_one_tree_replaces_its_references_and_saves_its_sub_receipts(store: Store) -> None:
+    parent_id, child_id = await asyncio.gather(
+        *(store.allocate_id(RECEIPT_KIND, str(uuid.uuid4()), ORG_A) for _ in range(2))
+    )
+    first = receipt(parent_id, reference="ESR-old")
+    await store.finish([first])
+    key = IdempotencyKey("demo-so", "InsertCorrespondenceBasicV2", "ESR-tree")
+    assert (await store.begin(key)).is_new
+    kept = ReceiptReference("ExternalShipmentReference", "ESR-old")
+    added = ReceiptReference("SendersReference", "SR-1")
+    child = receipt(child_id, reference="ESR-child")
+    updated = Receipt(
+        receipt_id=parent_id,
+        owner_org=ORG_A,
+        status=ReceiptStatus.OK,
+        text="Updated",
+        type_name="Correspondence",
+        last_changed=CHANGED,
+        references=(kept, added),
+        sub_receipts=(child,),
+    )
+
+    await store.finish([updated], (key, b"<tree/>"))
+
+    loaded = await store.get_receipt(parent_id, ORG_A)
+    assert loaded.text == "Updated"
+    assert set(loaded.references) == {kept, added}
+    assert [(sub.receipt_id, sub.parent_receipt_id) for sub in loaded.sub_receipts] == [(child_id, parent_id)]
+    assert [r.receipt_id for r in await store.find_receipts(ORG_A, added)] == [parent_id]
+
+    replaced = dataclasses.replace(updated, references=(added,), sub_receipts=())
+    await store.finish([replaced])
+    assert (await store.find_receipts(ORG_A, kept)) == [], "a reference not listed again is gone"
+    assert [r.receipt_id for r in await store.find_receipts(ORG_A, added)] == [parent_id]
+    assert [sub.receipt_id for sub in (await store.get_receipt(parent_id, ORG_A)).sub_receipts] == [child_id]
+    assert (await store.begin(key)).outcome == b"<tree/>"
