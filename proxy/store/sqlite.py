@@ -11,6 +11,12 @@ acknowledged write is therefore on disk, exactly as with one transaction per ope
 submissions share the fsync instead of queueing for one each. ``BEGIN IMMEDIATE`` takes SQLite's single
 write lock up front: two processes on the same file are serialized by SQLite itself, never by Python
 state. Reads run outside any write transaction and never see uncommitted data.
+
+Reads that can be answered at once skip the thread hop: a second, query-only connection answers them
+on the event loop's own thread (:class:`_Reader`: a lookup by key on a WAL database takes
+microseconds and never waits for a writer). It never waits at all: with no busy timeout, anything
+that would (a lock during WAL recovery, an error) is handed to the worker thread as before. An
+allocation whose ids all exist already is such a read; only new ids take the write path.
 """
 
 from __future__ import annotations
@@ -267,13 +273,47 @@ def _enable_wal(connection: sqlite3.Connection) -> None:
             time.sleep(0.05)
 
 
+class _Reader:
+    """A query-only connection used on the event loop's thread for reads that need not wait."""
+
+    def __init__(self, connection: sqlite3.Connection, worker: _Worker) -> None:
+        self._db = connection
+        self._worker = worker
+
+    async def run(self, work: Work[T]) -> T:
+        """``work(connection)`` here and now, or on the worker thread when SQLite would make it wait."""
+        try:
+            return work(self._db)
+        except sqlite3.Error:
+            pass  # busy, locked, closed or failing: the worker thread waits for it or reports it
+        return await self._worker.run(work, write=False)
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        self._db.close()
+
+
+def _connect_reader(path: Path) -> sqlite3.Connection:
+    connection = sqlite3.connect(path, isolation_level=None, timeout=0, check_same_thread=False)
+    try:
+        connection.execute("PRAGMA busy_timeout = 0")
+        connection.execute("PRAGMA query_only = ON")
+    except sqlite3.Error:
+        connection.close()
+        raise
+    return connection
+
+
 class SqliteStore(Store):
     """:class:`Store` on one SQLite file. Open with :meth:`open` (or :func:`proxy.store.open_store`)."""
 
-    def __init__(self, path: Path, worker: _Worker, options: StoreOptions) -> None:
+    def __init__(
+        self, path: Path, worker: _Worker, reader: sqlite3.Connection, options: StoreOptions
+    ) -> None:
         super().__init__(options)
         self._path = path
         self._worker = worker
+        self._reader = _Reader(reader, worker)
 
     @classmethod
     async def open(cls, path: Path, options: StoreOptions) -> SqliteStore:
@@ -282,7 +322,12 @@ class SqliteStore(Store):
             connection = await asyncio.to_thread(_connect, path)
         except (OSError, sqlite3.Error) as error:
             raise StoreUnavailable(f"cannot open the SQLite store at {path}: {error}") from error
-        return cls(path, _Worker(connection, str(path)), options)
+        try:
+            reader = await asyncio.to_thread(_connect_reader, path)
+        except (OSError, sqlite3.Error) as error:
+            connection.close()
+            raise StoreUnavailable(f"cannot open the SQLite store at {path}: {error}") from error
+        return cls(path, _Worker(connection, str(path)), reader, options)
 
     @property
     def description(self) -> str:
@@ -295,8 +340,9 @@ class SqliteStore(Store):
         return latest_version(MIGRATIONS)
 
     async def close(self) -> None:
-        """Close the connection after the operations already queued (idempotent)."""
+        """Close the connections after the operations already queued (idempotent)."""
         await self._worker.close()
+        self._reader.close()
 
     # -- schema ----------------------------------------------------------------------------------
 
@@ -344,6 +390,9 @@ class SqliteStore(Store):
         self, kind: str, owner_org: str, guids: list[str], now: datetime
     ) -> Mapping[str, int]:
         created = encode_timestamp(now)
+        known = await self._reader.run(lambda db: _select_ids(db, kind, owner_org, guids))
+        if len(known) == len(guids):
+            return known
 
         def work(db: sqlite3.Connection) -> dict[str, int]:
             ids = _select_ids(db, kind, owner_org, guids)
@@ -370,7 +419,7 @@ class SqliteStore(Store):
             ).fetchone()
             return None if row is None else str(row[0])
 
-        return await self._worker.run(work, write=False)
+        return await self._reader.run(work)
 
     async def _resolve_among(
         self, kind: str, legacy_id: int, owner_orgs: list[str]
@@ -386,7 +435,7 @@ class SqliteStore(Store):
             ).fetchone()
             return None if row is None else (str(row[0]), str(row[1]))
 
-        return await self._worker.run(work, write=False)
+        return await self._reader.run(work)
 
     # -- idempotency -----------------------------------------------------------------------------
 
@@ -412,7 +461,7 @@ class SqliteStore(Store):
                 (digest,),
             ).fetchone()
 
-        row = await self._worker.run(work, write=False)
+        row = await self._reader.run(work)
         if row is None:
             return None
         state, token, lease_until, fmt, outcome = row
@@ -537,7 +586,7 @@ class SqliteStore(Store):
             ).fetchall()
             return _receipt_from_row(row, tuple(_receipt_from_row(child, ()) for child in children))
 
-        return await self._worker.run(work, write=False)
+        return await self._reader.run(work)
 
     async def _find_receipt_ids(self, owner_org: str, reference: ReceiptReference) -> list[int]:
         def work(db: sqlite3.Connection) -> list[int]:
@@ -549,7 +598,7 @@ class SqliteStore(Store):
             ).fetchall()
             return [int(row[0]) for row in rows]
 
-        return await self._worker.run(work, write=False)
+        return await self._reader.run(work)
 
 
 class _Refused(Exception):
