@@ -20,9 +20,10 @@ Invariants:
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from jinja2 import filters as jinja_filters
 from jinja2 import nodes
 from jinja2.runtime import Undefined
 from jinja2.sandbox import SandboxedEnvironment
@@ -215,6 +216,8 @@ def _arguments(
 
 
 def _filter(env: SandboxedEnvironment, node: nodes.Filter) -> Evaluate:
+    if node.name in _SELECT_ATTRIBUTE and env.filters.get(node.name) is _SELECT_ATTRIBUTE[node.name]:
+        return _select_attribute(env, node)
     function = env.filters.get(node.name)
     if node.node is None or function is None or _PassArg.from_obj(function) is not None:
         raise _Unsupported
@@ -226,6 +229,48 @@ def _filter(env: SandboxedEnvironment, node: nodes.Filter) -> Evaluate:
         return function(value, *(arg(context) for arg in args), **{key: arg(context) for key, arg in kwargs})
 
     return evaluate
+
+
+#: Jinja's own filters that :func:`_select_attribute` reproduces (only when the environment has them).
+_SELECT_ATTRIBUTE = {"selectattr": jinja_filters.do_selectattr, "rejectattr": jinja_filters.do_rejectattr}
+
+
+def _select_attribute(env: SandboxedEnvironment, node: nodes.Filter) -> Evaluate:
+    """``selectattr('name')`` / ``rejectattr('name')`` without a test: Jinja's lazy filter, by item truth.
+
+    As Jinja: each item's attribute through the environment's ``getitem``, kept when true (selectattr)
+    or false (rejectattr), a generator over a true sequence. An item without the attribute gives
+    :class:`_Miss` (Jinja would see an Undefined) when the generator is consumed, inside the
+    same fast evaluation, so Jinja then evaluates the whole expression.
+    """
+    arguments = node.args
+    if (
+        node.node is None
+        or len(arguments) != 1
+        or node.kwargs
+        or node.dyn_args is not None
+        or node.dyn_kwargs is not None
+        or not isinstance(arguments[0], nodes.Const)
+        or not isinstance(arguments[0].value, str)
+        or "." in arguments[0].value
+        or arguments[0].value.isdigit()
+    ):
+        raise _Unsupported
+    target = _compile(env, node.node)
+    attribute: str = arguments[0].value
+    keep = node.name == "selectattr"
+
+    def select(items: Any) -> Iterator[Any]:
+        if not items:
+            return
+        for item in items:
+            value = env.getitem(item, attribute)
+            if isinstance(value, Undefined):
+                raise _Miss
+            if bool(value) is keep:
+                yield item
+
+    return lambda context: select(target(context))
 
 
 def _test(env: SandboxedEnvironment, node: nodes.Test) -> Evaluate:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from jinja2.exceptions import SecurityError
+from jinja2.exceptions import SecurityError, UndefinedError
 
 from proxy.errors import InvalidField
 from proxy.mapping.expressions import VALUES, XML
@@ -104,7 +104,9 @@ def test_the_common_forms_take_the_fast_path(source: str) -> None:
     assert fast_expression(VALUES, source) is not None
 
 
-@pytest.mark.parametrize("source", ["fields.title | selectattr('x')", "fields.count is number", "x[1:2]"])
+@pytest.mark.parametrize(
+    "source", ["fields.title | selectattr('x', 'none')", "fields.count is number", "x[1:2]"]
+)
 def test_forms_that_need_jinja_get_no_fast_path(source: str) -> None:
     assert fast_expression(VALUES, source) is None
 
@@ -188,3 +190,38 @@ def test_field_paths_find_what_the_child_walk_finds() -> None:
     assert many.read(body) == ["1", "2", "3", "4", None]
     assert one.read(body) == "1"
     assert compile_field("x", "Missing/B").read(body) is None
+
+
+@pytest.mark.parametrize(
+    "links",
+    [
+        [{"url": "u", "text": "t"}, {"url": None, "text": "x"}, {"url": "", "text": "y"}],
+        [],
+        None,
+    ],
+)
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "links | selectattr('url') | remap_keys({'url': 'linkURL', 'text': 'linkText'}) or none",
+        "links | rejectattr('url') | remap_keys({'text': 'linkText'}) or none",
+    ],
+)
+def test_selectattr_and_rejectattr_select_as_jinja_does(expression: str, links: Any) -> None:
+    fast = fast_expression(VALUES, expression)
+    assert fast is not None
+    jinja = VALUES.compile_expression(expression, undefined_to_none=False)
+    assert fast({"links": links}) == jinja(links=links)
+
+
+def test_selectattr_on_an_item_without_the_attribute_is_jinja_s_error() -> None:
+    expression = "links | selectattr('url') | remap_keys({'url': 'linkURL'}) or none"
+    jinja = VALUES.compile_expression(expression, undefined_to_none=False)
+    evaluate = with_fallback(fast_expression(VALUES, expression), lambda values: jinja(**values))
+    with pytest.raises(UndefinedError):
+        evaluate({"links": [{"text": "no url"}]})
+
+
+def test_selectattr_with_a_test_or_a_dotted_name_is_left_to_jinja() -> None:
+    assert fast_expression(VALUES, "links | selectattr('url', 'none') | first") is None
+    assert fast_expression(VALUES, "links | selectattr('a.b') | first") is None
