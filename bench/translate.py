@@ -61,6 +61,8 @@ POSTGRES_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 #: Issue 20's targets: the mapping engine alone, and 2 workers' throughput against 1 worker's.
 TARGET_ENGINE_US = 50.0
 TARGET_WORKERS = 1.7
+#: Most added p99 latency (translated minus bare), in ms, at half the translating proxy's capacity.
+TARGET_ADDED_P99_MS = 5.0
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -150,10 +152,15 @@ READ = Operation(
 TEST = Operation("Test", f"{CONTRACT_BASE_NS}/IAltinnContractBase/Test", TEST_REQUEST, b"TestResponse", 1.3)
 
 
-def wrk_script(operation: Operation = INSERT) -> str:
-    """wrk's Lua: POST the operation's request, a reference unique to (run tag, thread, request) in it."""
+def wrk_script(operation: Operation = INSERT, pause_ms: int = 0) -> str:
+    """wrk's Lua: POST the operation's request, a reference unique to (run tag, thread, request) in it.
+
+    With ``pause_ms`` each connection waits that long before each request (wrk's ``delay()``): a
+    lighter, roughly constant load for the latency target.
+    """
     head, _, tail = operation.body.partition(REFERENCE_SLOT)
     fill = "head .. prefix .. counter .. tail" if REFERENCE_SLOT in operation.body else "head"
+    pause = f"\nfunction delay()\n  return {pause_ms}\nend\n" if pause_ms > 0 else ""
     return f"""
 local head = [==[{head}]==]
 local tail = [==[{tail}]==]
@@ -179,6 +186,7 @@ function request()
   return wrk.format(nil, nil, nil, {fill})
 end
 
+{pause}
 function done(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
@@ -449,6 +457,8 @@ class Scenario:
     operation: Operation
     store: str  # "sqlite" or "postgres"
     workers: int = 1
+    #: Also measure both sides at half the translating proxy's measured capacity (p99 target).
+    latency: bool = False
 
     @property
     def title(self) -> str:
@@ -458,11 +468,12 @@ class Scenario:
         return f"{self.operation.name} ({store}{workers})"
 
 
+INSERT_SQLITE = Scenario("insert", INSERT, "sqlite", latency=True)
 SCENARIOS: dict[str, tuple[Scenario, ...]] = {
-    "insert": (Scenario("insert", INSERT, "sqlite"),),
+    "insert": (INSERT_SQLITE,),
     "read": (Scenario("read", READ, "sqlite"),),
     "test": (Scenario("test", TEST, "sqlite"),),
-    "workers": (Scenario("insert", INSERT, "sqlite"), Scenario("insert", INSERT, "sqlite", workers=2)),
+    "workers": (INSERT_SQLITE, Scenario("insert", INSERT, "sqlite", workers=2)),
     "postgres": (
         Scenario("insert", INSERT, "postgres"),
         Scenario("insert", INSERT, "postgres", workers=2),
@@ -477,6 +488,8 @@ class Measured:
     scenario: Scenario
     bare: Result
     proxy: Result
+    #: Both sides again at half the translating proxy's capacity (``Scenario.latency``).
+    half_load: tuple[Result, Result] | None = None
 
     @property
     def throughput(self) -> float:
@@ -530,6 +543,17 @@ def report(measured: Sequence[Measured], engine_us: float | None, load: tuple[st
             lines.append(
                 f"  2 workers / 1 worker req/s ({store}): {ratio:.2f} (>= {TARGET_WORKERS}) "
                 f"{_verdict(ratio >= TARGET_WORKERS)}"
+            )
+    for item in measured:
+        if item.half_load is not None:
+            bare, proxy = item.half_load
+            added = proxy.p99_ms - bare.p99_ms
+            ok = added <= TARGET_ADDED_P99_MS and proxy.errors == 0
+            met &= ok
+            lines.append(
+                f"  {item.scenario.title} at half capacity ({bare.rps:.0f} / {proxy.rps:.0f} req/s): "
+                f"p99 {bare.p99_ms:.1f} / {proxy.p99_ms:.1f} ms, added {added:.1f} ms "
+                f"(<= {TARGET_ADDED_P99_MS:.0f}) {_verdict(ok)}"
             )
     if engine_us is not None:
         met &= engine_us <= TARGET_ENGINE_US
@@ -645,35 +669,49 @@ class Bench:
             if operation is READ:
                 check_once(proxy_url, INSERT, expect=INSERT.expect, reference=READ_REFERENCE)
             check_once(proxy_url, operation, expect=operation.expect)
-            results = []
-            for side, url, process, behind in (
-                ("bare", self.bare_url, self.bare, self.upstream),
-                ("proxy", proxy_url, proxy, fakes),
-            ):
-                tag = f"{self.run_id}-{name}-{side}"
-                load = {"connections": self.args.connections, "threads": self.args.threads}
-                if self.args.warmup > 0:
-                    run_wrk(url, script, seconds=self.args.warmup, tag=f"{tag}-warm", **load)
-                profile = self.args.profile is not None and side == "proxy" and not self.profiled
-                self.profiled |= profile
-                with (
-                    profiling(process.pid, self.args.profile, self.args.duration)
-                    if profile
-                    else contextlib.nullcontext()
-                ):
-                    results.append(
-                        measure(
-                            side,
-                            url,
-                            process.pid,
-                            script,
-                            upstream_pid=behind.pid,
-                            seconds=self.args.duration,
-                            tag=tag,
-                            **load,
-                        )
-                    )
-        return Measured(scenario, results[0], results[1])
+            sides = (("bare", self.bare_url, self.bare, self.upstream), ("proxy", proxy_url, proxy, fakes))
+            bare, translated = (self.run_side(name, script, *side) for side in sides)
+            half_load = None
+            if scenario.latency:
+                # Each of the connections pauses so that together they ask about half the capacity.
+                pause_ms = round(1000 * self.args.connections / (translated.rps / 2))
+                paced = self.workdir / f"{name}-half.lua"
+                paced.write_text(wrk_script(operation, pause_ms), encoding="utf-8")
+                half = tuple(self.run_side(f"{name}-half", paced, *side) for side in sides)
+                half_load = (half[0], half[1])
+        return Measured(scenario, bare, translated, half_load)
+
+    def run_side(
+        self,
+        name: str,
+        script: Path,
+        side: str,
+        url: str,
+        process: subprocess.Popen[bytes],
+        behind: subprocess.Popen[bytes],
+    ) -> Result:
+        """Warm up, then measure one side (profiled once, when asked)."""
+        tag = f"{self.run_id}-{name}-{side}"
+        load = {"connections": self.args.connections, "threads": self.args.threads}
+        if self.args.warmup > 0:
+            run_wrk(url, script, seconds=self.args.warmup, tag=f"{tag}-warm", **load)
+        profile = self.args.profile is not None and side == "proxy" and not self.profiled
+        self.profiled |= profile
+        with (
+            profiling(process.pid, self.args.profile, self.args.duration)
+            if profile
+            else contextlib.nullcontext()
+        ):
+            return measure(
+                side,
+                url,
+                process.pid,
+                script,
+                upstream_pid=behind.pid,
+                seconds=self.args.duration,
+                tag=tag,
+                **load,
+            )
 
 
 @contextlib.contextmanager

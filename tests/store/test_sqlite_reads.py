@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from proxy.store import RECEIPT_KIND, StoreOptions, open_store
+from proxy.errors import InProgress
+from proxy.store import RECEIPT_KIND, IdempotencyKey, StoreOptions, open_store
 from proxy.store.sqlite import SqliteStore
 
 ORG = "310000019"
@@ -42,3 +44,24 @@ async def test_a_read_the_loop_side_connection_cannot_answer_goes_to_the_worker_
         assert await store.allocate_id(RECEIPT_KIND, guid, ORG) == legacy_id
     finally:
         await store.close()
+
+
+async def test_an_idempotency_claim_is_committed_without_waiting_for_the_disk(tmp_path: Path) -> None:
+    """The claim is visible to another connection at once; an answer's commit is durable (FULL)."""
+    url = f"sqlite://{tmp_path / 'state.db'}"
+    first = await open_store(url, StoreOptions())
+    second = await open_store(url, StoreOptions(in_flight_wait=timedelta(0)))
+    assert isinstance(first, SqliteStore)
+    try:
+        key = IdempotencyKey("demo-so", "InsertCorrespondenceBasicV2", "ESR-claim")
+        claim = await first.begin(key)
+        assert claim.is_new
+        assert not first._worker._durable, "the claim's group committed with synchronous=NORMAL"
+        with pytest.raises(InProgress):
+            await second.begin(key)
+        await first.complete(key, b"<answer/>")
+        assert first._worker._durable, "the answer's group committed with synchronous=FULL"
+        assert (await second.begin(key)).outcome == b"<answer/>"
+    finally:
+        await first.close()
+        await second.close()
