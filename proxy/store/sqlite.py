@@ -7,10 +7,11 @@ thread: one thread hop per operation, not one per statement.
 Group commit: write operations that are queued together run in one ``BEGIN IMMEDIATE`` ... ``COMMIT``
 (each inside its own ``SAVEPOINT``, so a failing operation undoes only its own statements), and their
 callers are answered only after that ``COMMIT`` returned. With ``synchronous=FULL`` (set for every
-group with a durable write, see below) every acknowledged write is therefore on disk, exactly as with one transaction per operation; concurrent
-submissions share the fsync instead of queueing for one each. ``BEGIN IMMEDIATE`` takes SQLite's single
-write lock up front: two processes on the same file are serialized by SQLite itself, never by Python
-state. Reads run outside any write transaction and never see uncommitted data.
+group with a durable write, see below) every acknowledged write is therefore on disk, exactly as with
+one transaction per operation; concurrent submissions share the fsync instead of queueing for one
+each. ``BEGIN IMMEDIATE`` takes SQLite's single write lock up front: two processes on the same file
+are serialized by SQLite itself, never by Python state. Reads run outside any write transaction and
+never see uncommitted data.
 
 Only commits that something acknowledged depends on wait for the disk. An idempotency claim (taken,
 taken over or released) is committed with ``synchronous=NORMAL``: it is visible to every process at
