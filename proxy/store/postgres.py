@@ -519,6 +519,7 @@ _FINISH = (
 
 
 def _tree(receipt: Receipt) -> list[Receipt]:
+    """The receipt and its sub-receipts, each sub-receipt pointing at its parent."""
     return [receipt, *(replace(sub, parent_receipt_id=receipt.receipt_id) for sub in receipt.sub_receipts)]
 
 
@@ -593,10 +594,7 @@ async def _save_receipt_on(
     connection: asyncpg.pool.PoolConnectionProxy, receipt: Receipt, now: datetime
 ) -> bool:
     """Write the receipt tree inside the caller's transaction; False when an id is not the owner's."""
-    tree = [
-        receipt,
-        *(replace(sub, parent_receipt_id=receipt.receipt_id) for sub in receipt.sub_receipts),
-    ]
+    tree = _tree(receipt)
     wanted = sorted({item.receipt_id for item in tree})
     owned = await connection.fetchval(
         "SELECT count(*) FROM id_registry WHERE owner_org = $1 AND legacy_id = ANY($2::integer[])",
