@@ -7,10 +7,13 @@ Three child processes, so the memory figures are the proxy's alone:
 * ``copy``: a plain aiohttp streaming copy (the baseline) in front of the sink/source.
 The parent sends ``--size`` bytes as an MTOM ``UploadFileStreamedBasic`` and reads them back with
 ``DownloadFileStreamedBasic``, once as an MTOM client and once as a plain-XML client (which gets MTOM
-too, as from WCF), then pushes the same number of bytes through the plain copy. Peak RSS
-(VmHWM) and RSS (VmRSS) of the proxy are read from ``/proc/<pid>/status``.
+too, as from WCF), then the same through the legacy REST broker (``POST
+/api/{who}/brokerservice/outbox`` with the file as the body, ``GET .../inbox/{ref}/download``; the
+enterprise certificate comes in the trusted-ingress header, so no TLS is measured on either side),
+then pushes the same number of bytes through the plain copy. Peak RSS (VmHWM) and RSS (VmRSS) of the
+proxy are read from ``/proc/<pid>/status``.
 
-    python -m bench.streaming --size 1GiB
+    python -m bench.streaming --size 1GiB [--front soap|rest|both]
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import re
 import sys
 import tempfile
 import time
+import urllib.parse
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -36,6 +40,7 @@ BASIC = "/ServiceEngineExternal/BrokerServiceExternalBasic.svc"
 STREAMED = "/ServiceEngineExternal/BrokerServiceExternalBasicStreamed.svc"
 BOUNDARY = "uuid:bench-boundary"
 CHUNK = 256 * 1024
+CERT_HEADER = "X-Client-Cert"
 TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=120)
 
 
@@ -70,6 +75,8 @@ async def _chunks(size: int) -> AsyncIterator[bytes]:
 
 async def _run_fakes(workdir: Path) -> None:
     from proxy.sandbox.broker_files import FileStore
+    from proxy.sandbox.runner import TLS_CLIENTS
+    from proxy.sandbox.tls import write_sandbox_tls
     from proxy.sandbox.world import sandbox_settings_document, start_fakes, write_sandbox_files
 
     # The baseline's upstream does exactly what the fake Broker does with an upload (the same
@@ -100,7 +107,10 @@ async def _run_fakes(workdir: Path) -> None:
     raw = f"http://127.0.0.1:{runner.addresses[0][1]}"
     async with start_fakes(workdir) as fakes:
         await asyncio.to_thread(write_sandbox_files, workdir, fakes.keys)
-        document = sandbox_settings_document(fakes, workdir, port=0)
+        tls = await asyncio.to_thread(write_sandbox_tls, workdir / "tls", TLS_CLIENTS)
+        document = sandbox_settings_document(fakes, workdir, port=0, client_ca_file=tls.ca)
+        # The REST caller's certificate arrives as an ingress would forward it (no TLS in the figures).
+        document["identity"].update(trusted_proxies=["127.0.0.1/32"], client_certificate_header=CERT_HEADER)
         document["listen"]["port"] = int(os.environ.get("BENCH_PROXY_PORT", "0"))
         document.setdefault("limits", {})["max_streamed_bytes"] = 4 * 1024**3
         (workdir / "settings.yaml").write_text(yaml.safe_dump(document))
@@ -179,7 +189,51 @@ async def _call(session: aiohttp.ClientSession, url: str, action: str, body: str
         return text
 
 
-async def _bench(size: int) -> dict[str, object]:
+def _rest_headers(workdir: Path, org: str) -> dict[str, str]:
+    pem = (workdir / "tls" / f"eus-{org}.pem").read_text()
+    return {"ApiKey": "demo-apikey", CERT_HEADER: urllib.parse.quote(pem)}
+
+
+async def _rest(
+    session: aiohttp.ClientSession, base: str, workdir: Path, size: int, proxy_pid: int
+) -> dict[str, object]:
+    """One ``size`` file through the REST outbox of 310000019 and the inbox of 310000027."""
+    results: dict[str, object] = {}
+    description = json.dumps({"ServiceCode": "4712", "ServiceEditionCode": 1, "Recipients": ["310000027"]})
+    started = time.perf_counter()
+    async with session.post(
+        f"{base}/api/310000019/brokerservice/outbox",
+        params={"ForceEIAuthentication": "", "fileName": "big.bin", "brokerServiceDescription": description},
+        data=_chunks(size),
+        headers={**_rest_headers(workdir, "310000019"), "Content-Length": str(size)},
+    ) as response:
+        created = await response.json(content_type=None)
+        if response.status != 201:
+            raise RuntimeError(str(created)[:500])
+    results["rest_upload_MiBps"] = size / (time.perf_counter() - started) / 2**20
+    results["proxy_rss_after_rest_upload"] = _memory(proxy_pid)
+    url = f"{base}/api/310000027/brokerservice/inbox/{created['FileReference']}/download"
+    received = 0
+    for _ in range(600):
+        started = time.perf_counter()
+        received = 0
+        async with session.get(
+            url, params={"ForceEIAuthentication": ""}, headers=_rest_headers(workdir, "310000027")
+        ) as response:
+            if response.status == 200:
+                async for chunk in response.content.iter_chunked(CHUNK):
+                    received += len(chunk)
+                break
+            await response.read()
+        await asyncio.sleep(0.1)
+    if received != size:
+        raise RuntimeError(f"REST download returned {received} bytes, expected {size}")
+    results["rest_download_MiBps"] = size / (time.perf_counter() - started) / 2**20
+    results["proxy_rss_after_rest_download"] = _memory(proxy_pid)
+    return results
+
+
+async def _bench(size: int, front: str = "both") -> dict[str, object]:
     workdir = Path(tempfile.mkdtemp(prefix="bench-streaming-"))
     proxy_port, copy_port = _free_port(), _free_port()
     env = {**os.environ, "BENCH_PROXY_PORT": str(proxy_port)}
@@ -210,6 +264,11 @@ async def _bench(size: int) -> dict[str, object]:
         idle = _memory(proxy.pid)
         results: dict[str, object] = {"size_bytes": size, "proxy_idle_rss": idle["VmRSS"]}
         async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
+            if front in ("rest", "both"):
+                results.update(await _rest(session, base, workdir, size, proxy.pid))
+                results["rest_peak_rss_growth_MiB"] = (_memory(proxy.pid)["VmHWM"] - idle["VmRSS"]) / 2**20
+            if front == "rest":
+                return await _finish(results, session, copy_port, size, proxy.pid, idle["VmRSS"])
             initiate = await _call(
                 session, base + BASIC, "IBrokerServiceExternalBasic/InitiateBrokerServiceBasic",
                 f'<InitiateBrokerServiceBasic xmlns="{NS}" xmlns:b="http://schemas.altinn.no/services/'
@@ -312,33 +371,51 @@ async def _bench(size: int) -> dict[str, object]:
             results["proxy_download_to_plain_client_MiBps"] = size / (time.perf_counter() - started) / 2**20
             results["proxy_rss_after_plain_download"] = _memory(proxy.pid)
 
-            copy_base = f"http://127.0.0.1:{copy_port}"
-            started = time.perf_counter()
-            async with session.post(
-                copy_base + "/up", data=_chunks(size), headers={"Content-Length": str(size)}
-            ) as response:
-                await response.read()
-            results["plain_upload_MiBps"] = size / (time.perf_counter() - started) / 2**20
-            started = time.perf_counter()
-            async with session.get(copy_base + "/down", params={"size": str(size)}) as response:
-                async for _ in response.content.iter_chunked(CHUNK):
-                    pass
-            results["plain_download_MiBps"] = size / (time.perf_counter() - started) / 2**20
-        peak = _memory(proxy.pid)["VmHWM"]
-        results["proxy_peak_rss_growth_MiB"] = (peak - idle["VmRSS"]) / 2**20
-        results["upload_ratio"] = float(results["proxy_upload_MiBps"]) / float(results["plain_upload_MiBps"])  # type: ignore[arg-type]
-        results["download_ratio"] = float(results["proxy_download_MiBps"]) / float(  # type: ignore[arg-type]
-            results["plain_download_MiBps"]  # type: ignore[arg-type]
-        )
-        results["plain_client_download_ratio"] = float(  # type: ignore[arg-type]
-            results["proxy_download_to_plain_client_MiBps"]  # type: ignore[arg-type]
-        ) / float(results["plain_download_MiBps"])  # type: ignore[arg-type]
-        return results
+            results = await _finish(results, session, copy_port, size, proxy.pid, idle["VmRSS"])
+            results["plain_client_download_ratio"] = float(  # type: ignore[arg-type]
+                results["proxy_download_to_plain_client_MiBps"]  # type: ignore[arg-type]
+            ) / float(results["plain_download_MiBps"])  # type: ignore[arg-type]
+            return results
     finally:
         for proc in procs:
             if proc.returncode is None:
                 proc.terminate()
                 await proc.wait()
+
+
+async def _finish(
+    results: dict[str, object],
+    session: aiohttp.ClientSession,
+    copy_port: int,
+    size: int,
+    proxy_pid: int,
+    idle_rss: int,
+) -> dict[str, object]:
+    """The plain copy's figures, the proxy's peak RSS growth and the ratios."""
+    copy_base = f"http://127.0.0.1:{copy_port}"
+    started = time.perf_counter()
+    async with session.post(
+        copy_base + "/up", data=_chunks(size), headers={"Content-Length": str(size)}
+    ) as response:
+        await response.read()
+    results["plain_upload_MiBps"] = size / (time.perf_counter() - started) / 2**20
+    started = time.perf_counter()
+    async with session.get(copy_base + "/down", params={"size": str(size)}) as response:
+        async for _ in response.content.iter_chunked(CHUNK):
+            pass
+    results["plain_download_MiBps"] = size / (time.perf_counter() - started) / 2**20
+    results["proxy_peak_rss_growth_MiB"] = (_memory(proxy_pid)["VmHWM"] - idle_rss) / 2**20
+    for kind, prefix in (
+        ("upload", "proxy"),
+        ("download", "proxy"),
+        ("upload", "rest"),
+        ("download", "rest"),
+    ):
+        measured = results.get(f"{prefix}_{kind}_MiBps")
+        if measured is not None:
+            name = f"{kind}_ratio" if prefix == "proxy" else f"rest_{kind}_ratio"
+            results[name] = float(measured) / float(results[f"plain_{kind}_MiBps"])  # type: ignore[arg-type]
+    return results
 
 
 def main() -> None:
@@ -351,8 +428,9 @@ def main() -> None:
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--size", type=_size, default=_size("1GiB"))
+    parser.add_argument("--front", choices=["soap", "rest", "both"], default="both")
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(_bench(args.size)), indent=2, default=str))
+    print(json.dumps(asyncio.run(_bench(args.size, args.front)), indent=2, default=str))
 
 
 if __name__ == "__main__":

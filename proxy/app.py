@@ -52,6 +52,7 @@ from proxy.onboarding.rights import routed_resources
 from proxy.onboarding.usage import UsageLog
 from proxy.pipeline import MappedOperations, MappingRegistry, Pipeline, authorize_reportee, routing_table
 from proxy.pipeline.loading import load_mapping_set
+from proxy.pipeline.rest import MappedRestOperations
 from proxy.settings import Settings
 from proxy.soap.catalogue import default_catalogue
 from proxy.soap.contracts import ContractRegistry
@@ -60,9 +61,10 @@ from proxy.soap.surface import Surface
 from proxy.soap.xmlsafe import XmlLimits
 from proxy.store import Store, StoreOptions, open_store
 from proxy.web.board import Board, BoardSource, CallerRow, add_board_routes
+from proxy.web import rest_metrics
 from proxy.web.health import Readiness, add_health_routes
 from proxy.web.middleware import request_context
-from proxy.web.rest import RestIdentity, add_rest_routes
+from proxy.web.rest import RestIdentity, RestLimits, add_rest_routes
 from proxy.web.soap import Authenticator as SoapAuthenticator
 from proxy.web.soap import SoapConfig, add_soap_routes
 
@@ -263,11 +265,32 @@ def _board_source(app: web.Application) -> BoardSource:
 
 
 def _rest_identity(app: web.Application) -> Callable[[], RestIdentity]:
+    backend = MappedRestOperations(_pipeline_of(app))
+    limits = rest_limits(app[SETTINGS])
+
     def identity() -> RestIdentity:
         services = app[SERVICES]
-        return RestIdentity(services.authenticator.check_api_key, services.certificates)
+        return RestIdentity(
+            services.authenticator.check_api_key,
+            services.certificates,
+            backend,
+            limits,
+            external_base_url=app[SETTINGS].listen.external_url,
+        )
 
     return identity
+
+
+def rest_limits(settings: Settings) -> RestLimits:
+    """The REST front's body limits and deadlines."""
+    limits = settings.limits
+    return RestLimits(
+        max_json_bytes=limits.max_body_bytes,
+        max_stream_bytes=limits.max_streamed_bytes,
+        body_read_timeout=limits.body_read_timeout_seconds,
+        body_idle_timeout=min(RestLimits.body_idle_timeout, limits.body_read_timeout_seconds),
+        stream_deadline=settings.timeouts.streamed_total,
+    )
 
 
 def certificate_authenticator(
@@ -472,6 +495,11 @@ def _services_context(readiness: Readiness) -> Any:
             purger = asyncio.create_task(purge_idempotency_records(store), name="idempotency-purger")
             stack.push_async_callback(_stop, purger)
             mappings = await MappingRegistry.open(settings.mappings_dir)
+            rest_metrics.precreate(
+                (op.legacy.rest.method, op.legacy.rest.route)
+                for op in mappings.current().rest.values()
+                if op.legacy.rest is not None
+            )
             watcher = asyncio.create_task(mappings.watch(), name="mapping-watcher")
             stack.push_async_callback(_stop, watcher)
             engine = Engine(mappings.current, routing_table(settings), authorize=authorize_reportee)

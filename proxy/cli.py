@@ -170,7 +170,15 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     from proxy.sandbox.runner import run_sandbox
 
     configure_logging(args.log_format, "info")
-    asyncio.run(run_sandbox(host=args.host, port=args.port, scan_seconds=args.scan_seconds))
+    asyncio.run(
+        run_sandbox(
+            host=args.host,
+            port=args.port,
+            scan_seconds=args.scan_seconds,
+            tls_port=args.tls_port,
+            data_dir=Path(args.data_dir),
+        )
+    )
     return 0
 
 
@@ -214,6 +222,10 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox = commands.add_parser("sandbox", help="run with in-process fakes of Maskinporten and Altinn 3")
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=8080)
+    sandbox.add_argument("--tls-port", type=int, default=8443, help="HTTPS with client certificates (REST)")
+    sandbox.add_argument(
+        "--data-dir", default=".sandbox", help="where the sandbox writes its files (tls/); default .sandbox"
+    )
     sandbox.add_argument("--log-format", choices=["auto", "json", "console"], default="auto")
     sandbox.add_argument(
         "--scan-seconds",

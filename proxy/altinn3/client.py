@@ -32,6 +32,7 @@ from yarl import URL
 
 from proxy.altinn3 import metrics
 from proxy.altinn3.breaker import Breakers
+from proxy.errors import ClientError as LegacyClientError
 from proxy.errors import UpstreamError, UpstreamUnavailable
 from proxy.mapping.calls import (
     Altinn3Call,
@@ -141,6 +142,11 @@ class Altinn3Client:
                     allow_redirects=False,
                 )
             except (aiohttp.ClientError, TimeoutError) as error:
+                refused = _legacy_body_error(error)
+                if refused is not None:
+                    # The legacy client's upload failed (stalled, too large, shorter than announced):
+                    # its fault, not Altinn 3's, so neither the breaker nor a retry applies.
+                    raise refused from None
                 breaker.record_failure()
                 metrics.REQUESTS.labels(call.api, call.method, "error").inc()
                 never_sent = isinstance(error, aiohttp.ClientConnectorError)
@@ -220,6 +226,18 @@ def _payload(call: Altinn3Call) -> Any:
             form.add_field(part.name, part.value, filename=part.filename, content_type=part.content_type)
         return form
     return body.source
+
+
+def _legacy_body_error(error: BaseException) -> LegacyClientError | None:
+    """The legacy client's own error that aborted a streamed body (aiohttp wraps it), if that was the cause."""
+    seen: BaseException | None = error
+    for _ in range(8):
+        if seen is None:
+            return None
+        if isinstance(seen, LegacyClientError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _unavailable(call: Altinn3Call, error: BaseException) -> UpstreamUnavailable:

@@ -303,7 +303,12 @@ class IdStore(Protocol):
 
 @dataclass(frozen=True)
 class LegacyAnswer:
-    """The legacy reply: the serialised ``{Op}Response`` element, plus an optional download stream."""
+    """The legacy reply: the serialised ``{Op}Response`` element, plus an optional download stream.
+
+    For a REST operation ``xml`` holds the reply document instead, as JSON text: ``{"status",
+    "headers", "body"}`` (``proxy.web.rest`` encodes ``body`` as the client negotiated), so that an
+    idempotent resend replays status and headers too.
+    """
 
     operation: str
     xml: bytes

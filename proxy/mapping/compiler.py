@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import posixpath
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -148,11 +149,28 @@ def compile_sources(
                     )
                 )
             operations[operation.key] = operation
+    rest: dict[tuple[str, str], CompiledOperation] = {}
+    for operation in operations.values():
+        route = operation.legacy.rest
+        if route is None:
+            continue
+        key = (route.method, route.route.lower())
+        if key in rest:
+            problems.append(
+                Problem(
+                    operation.file,
+                    operation.line,
+                    f"{route.method} {route.route} is also mapped at {rest[key].where}",
+                )
+            )
+        rest[key] = operation
     if problems:
         return None, problems
-    contracts = ContractRegistry({key: operation.contract for key, operation in operations.items()})
+    contracts = ContractRegistry(
+        {key: operation.contract for key, operation in operations.items() if operation.contract is not None}
+    )
     surface = Surface.of(catalogue, contracts)
-    return MappingSet(operations, sources.digest, tuple(names), surface), []
+    return MappingSet(operations, sources.digest, tuple(names), surface, rest), []
 
 
 def problems_error(problems: list[Problem]) -> ConfigurationError:
@@ -201,6 +219,10 @@ def _compile_file(
     for index, operation in enumerate(spec.operations):
         loc: Loc = ("operations", index)
         try:
+            if operation.legacy.rest is not None:
+                compiled.extend(_compile_rest(operation, loc, parsed, file_faults))
+                continue
+            assert operation.contract is not None  # the schema requires it of a SOAP operation
             service = _legacy_service(operation.legacy, catalogue, (*loc, "legacy"))
             contract = compile_contract(
                 operation.contract,
@@ -228,6 +250,20 @@ def _compile_file(
         except Located as error:
             problems.append(positions.problem(error.loc, error.message))
     return compiled, problems
+
+
+def _compile_rest(
+    spec: OperationSpec, loc: Loc, parsed: _ParsedFile, file_faults: tuple[CompiledFault, ...]
+) -> list[CompiledOperation]:
+    """A legacy REST operation and its aliases (other routes): no SOAP catalogue, no contract."""
+    main = _compile_operation(spec, None, loc, parsed, file_faults)
+    twins = [
+        dataclasses.replace(main, legacy=alias, line=parsed.positions.line((*loc, "aliases", index)))
+        for index, alias in enumerate(spec.aliases)
+    ]
+    for twin in twins:
+        _check_example(twin, spec, (*loc, "example"), None)
+    return [main, *twins]
 
 
 def _legacy_service(legacy: LegacySide, catalogue: Catalogue, loc: Loc) -> Service:
@@ -324,8 +360,18 @@ def _expression(source: str, names: Names, loc: Loc) -> Evaluate:
         raise Located(loc, str(error)) from None
 
 
+_EACH_KEYS = frozenset({"$foreach", "$as", "$let", "$item"})
+
+
 def _tree(source: Any, names: Names, loc: Loc) -> Evaluate:
-    """Compile a JSON body: string leaves may be templates; keys whose value is None are dropped."""
+    """Compile a JSON body: string leaves may be templates; keys whose value is None are dropped.
+
+    ``{$foreach: expr, $as: name, $let: {name: value}, $item: tree}`` builds a list: one ``$item``
+    per element of ``expr`` (named ``$as``, default ``item``, with its ``index``), after the ``$let``
+    values (evaluated in order, per element). Without ``$foreach``, ``{$let, $item}`` is one ``$item``.
+    """
+    if isinstance(source, dict) and "$item" in source:
+        return _tree_each(source, names, loc)
     if isinstance(source, dict):
         items = [(key, _tree(value, names, (*loc, key))) for key, value in source.items()]
         return lambda context: {
@@ -337,9 +383,41 @@ def _tree(source: Any, names: Names, loc: Loc) -> Evaluate:
     return _value(source, names, loc)
 
 
+def _tree_each(source: dict[str, Any], names: Names, loc: Loc) -> Evaluate:
+    unknown = sorted(set(source) - _EACH_KEYS)
+    if unknown:
+        raise Located(loc, f"$item goes with $foreach, $as and $let only, not {', '.join(unknown)}")
+    item_name = str(source.get("$as", "item"))
+    single = "$foreach" not in source
+    items = (
+        (lambda context: (None,))
+        if single
+        else _expression(str(source["$foreach"]), names, (*loc, "$foreach"))
+    )
+    scope_names = Names(names.fields, names.vars, names.results, names.extra | {item_name, "index"})
+    lets: list[tuple[str, Evaluate]] = []
+    for name, value in (source.get("$let") or {}).items():
+        lets.append((name, _value(value, scope_names, (*loc, "$let", name))))
+        scope_names = Names(names.fields, names.vars, names.results, scope_names.extra | {name})
+    item = _tree(source["$item"], scope_names, (*loc, "$item"))
+
+    def each(context: Mapping[str, Any]) -> list[Any]:
+        built = []
+        for index, element in enumerate(items(context) or ()):
+            scope = {**context, item_name: element, "index": index}
+            for name, evaluate in lets:
+                scope[name] = evaluate(scope)
+            built.append(item(scope))
+        return built
+
+    if single:
+        return lambda context: each(context)[0]
+    return each
+
+
 def _compile_operation(
     spec: OperationSpec,
-    contract: OperationContract,
+    contract: OperationContract | None,
     loc: Loc,
     parsed: _ParsedFile,
     file_faults: tuple[CompiledFault, ...],
@@ -350,8 +428,8 @@ def _compile_operation(
         name for name, field in spec.fields.items() if isinstance(field, FieldSpec) and field.undeclared
     }
     for compiled_field in fields:
-        if compiled_field.name in undeclared:
-            continue
+        if compiled_field.name in undeclared or contract is None:
+            continue  # a REST operation's fields name its route, query and body, which no contract declares
         problem = path_problem(
             contract, compiled_field.steps, (child.steps for child in compiled_field.children)
         )
@@ -444,13 +522,16 @@ def _compile_operation(
         )
         names = Names(names.fields, names.vars, names.results | {step.name})
 
-    answer_source, answer_loc = _answer_source(spec, loc, parsed)
-    try:
-        answer = compile_xml_template(
-            answer_source, Names(names.fields, names.vars, names.results, names.extra | {"legacy"})
-        )
-    except ExpressionError as error:
-        raise Located(answer_loc, str(error)) from None
+    answer_names = Names(names.fields, names.vars, names.results, names.extra | {"legacy"})
+    if spec.legacy.rest is not None:
+        answer_loc: Loc = (*loc, "answer_json" if spec.answer_json is not None else "answer_stream")
+        answer = _rest_answer(spec, answer_names, loc)
+    else:
+        answer_source, answer_loc = _answer_source(spec, loc, parsed)
+        try:
+            answer = compile_xml_template(answer_source, answer_names)
+        except ExpressionError as error:
+            raise Located(answer_loc, str(error)) from None
     answer_stream = None
     if spec.answer_stream is not None:
         answer_stream = _expression(spec.answer_stream, names, (*loc, "answer_stream"))
@@ -474,6 +555,26 @@ def _compile_operation(
     )
     _check_example(operation, spec, (*loc, "example"), contract)
     return operation
+
+
+def _rest_answer(spec: OperationSpec, names: Names, loc: Loc) -> Callable[[Mapping[str, Any]], str]:
+    """A REST operation's answer: the reply document (status, headers, body) as JSON text."""
+    body = _tree(spec.answer_json, names, (*loc, "answer_json"))
+    headers = [
+        (name, _value(value, names, (*loc, "answer_headers", name)))
+        for name, value in spec.answer_headers.items()
+    ]
+    status = _value(spec.answer_status, names, (*loc, "answer_status"))
+
+    def render(context: Mapping[str, Any]) -> str:
+        reply = {
+            "status": int(status(context)),
+            "headers": {name: str(v) for name, evaluate in headers if (v := evaluate(context)) is not None},
+            "body": body(context),
+        }
+        return json.dumps(reply, ensure_ascii=False, separators=(",", ":"))
+
+    return render
 
 
 def _answer_source(spec: OperationSpec, loc: Loc, parsed: _ParsedFile) -> tuple[str, Loc]:
@@ -633,12 +734,19 @@ def example_request(contract: OperationContract) -> ElementDecl:
     return dataclasses.replace(contract.request, fields=(*body, *headers))
 
 
-def _check_example(
-    operation: CompiledOperation, spec: OperationSpec, loc: Loc, declared: OperationContract
-) -> None:
-    """Run the example of ``spec`` as ``operation``; ``declared`` is the contract the example is written for."""
+def _example_body(
+    operation: CompiledOperation, spec: OperationSpec, loc: Loc, declared: OperationContract | None
+) -> Any:
+    """The example request as the engine receives it: the SOAP body element, or REST values."""
+    example = spec.example.request
+    if spec.legacy.rest is not None or declared is None or operation.contract is None:
+        if isinstance(example, str):
+            raise Located((*loc, "request"), "a REST example request has 'route', 'query' and 'body'")
+        return {"route": example.route, "query": example.query, "body": example.body}
+    if not isinstance(example, str):
+        raise Located((*loc, "request"), "a SOAP example request is the body element as XML text")
     try:
-        body = etree.fromstring(spec.example.request.encode("utf-8"), parser=_EXAMPLE_PARSER)
+        body = etree.fromstring(example.encode("utf-8"), parser=_EXAMPLE_PARSER)
     except etree.XMLSyntaxError as error:
         raise Located((*loc, "request"), f"example request is not well-formed XML: {error}") from None
     problems = check_element(body, example_request(declared))
@@ -646,6 +754,15 @@ def _check_example(
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise Located((*loc, "request"), f"example request breaks the contract: {problems[0]}{more}")
     body.tag = operation.contract.request_name.clark  # an alias runs the example under its own name
+    return body
+
+
+def _check_example(
+    operation: CompiledOperation, spec: OperationSpec, loc: Loc, declared: OperationContract | None
+) -> None:
+    """Run the example of ``spec`` as ``operation``; ``declared`` is the contract the example is written for
+    (None for a REST operation)."""
+    body = _example_body(operation, spec, loc, declared)
     request = OperationRequest(
         operation.legacy.service, operation.legacy.operation, body, _example_principal(operation, spec)
     )
@@ -661,6 +778,8 @@ def _check_example(
         raise Located(loc, f"example does not run: {error.__cause__} (at {error.location})") from None
     except ProxyError as error:
         raise Located(loc, f"example does not run: {type(error).__name__}: {error}") from None
+    if operation.contract is None:
+        return  # a REST answer is a JSON document by construction
     try:
         element = answer.element()
     except etree.XMLSyntaxError as error:

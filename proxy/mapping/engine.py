@@ -92,7 +92,8 @@ class OperationRequest:
 
     service: str
     operation: str
-    body: etree._Element
+    #: The SOAP operation element, or a REST request's values (``route``, ``query``, ``body``).
+    body: etree._Element | Mapping[str, Any]
     principal: Principal
     #: MTOM/streamed attachments by name, reachable from expressions as ``streams.<name>``.
     streams: Mapping[str, AsyncIterable[bytes]] = field(default_factory=dict)
@@ -354,7 +355,8 @@ class CompiledOperation:
 
     legacy: LegacySide
     #: The legacy request and response types (for an alias: derived from its operation's).
-    contract: OperationContract
+    #: The legacy types (None for a legacy REST operation, whose request is its route, query and body).
+    contract: OperationContract | None
     fields: tuple[CompiledField, ...]
     identity: CompiledIdentity
     vars: tuple[tuple[str, Evaluate], ...]
@@ -389,6 +391,12 @@ class MappingSet:
     files: tuple[str, ...] = ()
     #: The SOAP services as these mappings make them: dispatch and WSDLs follow the contracts.
     surface: Surface = field(default_factory=lambda: Surface.of(default_catalogue(), ContractRegistry()))
+    #: The REST operations by (method, lower-case Altinn 2 route template).
+    rest: Mapping[tuple[str, str], CompiledOperation] = field(default_factory=dict)
+
+    def rest_operation(self, method: str, route: str) -> CompiledOperation | None:
+        """The REST operation serving ``method`` on the route template ``route``, if one is mapped."""
+        return self.rest.get((method, route.lower()))
 
     def operation(self, service: str, operation: str) -> CompiledOperation:
         """The operation, or :class:`OperationNotTranslated` when no mapping covers it."""

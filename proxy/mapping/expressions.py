@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 import uuid
 from collections.abc import Callable, Mapping
@@ -141,6 +142,16 @@ def uuid5(value: object) -> str:
     return str(uuid.uuid5(PROXY_UUID_NAMESPACE, "" if value is None else str(value)))
 
 
+def from_json(value: str | None, what: str = "the value") -> Any:
+    """JSON text (e.g. a REST query parameter such as ``brokerServiceDescription``) as plain values."""
+    if value is None or str(value).strip() == "":
+        return None
+    try:
+        return json.loads(str(value))
+    except ValueError as error:
+        raise InvalidField(f"{what} is not valid JSON: {error}") from None
+
+
 def xml_escape(value: object) -> str:
     """Text escaped for XML character data and attribute values."""
     return escape("" if value is None else str(value), {'"': "&quot;"})
@@ -174,6 +185,7 @@ def _environment(*, xml: bool) -> ImmutableSandboxedEnvironment:
         to_dict=to_dict,
         uuid5=uuid5,
         notification_block=notification_block,
+        from_json=from_json,
         broker_manifest=shim_download,
         broker_require_zip=require_zip,
     )

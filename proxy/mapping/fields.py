@@ -12,11 +12,15 @@ set), collects every field's elements in document order, so that a dozen fields 
 instead of a dozen ElementPath searches from the top. It finds exactly what ``find``/``iterfind``
 with the ElementPath find (the reference, :func:`_walk`): the first match is the first element at
 the path in document order.
+
+A REST request arrives as plain values instead (``{"route": {...}, "query": {...}, "body": ...}``, see
+``proxy.web.rest``): the same path walks dict keys, a JSON list under a ``list`` field gives one
+record per item, and a JSON scalar is read as its text (type ``json`` keeps any value as it is).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,8 +90,10 @@ class CompiledField:
     def __post_init__(self) -> None:
         object.__setattr__(self, "search", element_path(self.steps))
 
-    def read(self, element: etree._Element) -> Any:
+    def read(self, element: etree._Element | Mapping[str, Any]) -> Any:
         """The field's value below ``element`` (a list when ``many``)."""
+        if isinstance(element, Mapping):
+            return self._read_values(element)
         if self.many:
             return [self._one(found) for found in element.iterfind(self.search)]
         found = element.find(self.search)
@@ -95,6 +101,34 @@ class CompiledField:
         if value is None and self.required:
             raise InvalidField(f"{self.path} is required")
         return value
+
+    def _read_values(self, document: Mapping[str, Any]) -> Any:
+        found: Any = document
+        for step in self.steps:
+            found = found.get(step) if isinstance(found, Mapping) else None
+        if self.many:
+            items = found if isinstance(found, list) else [] if found is None else [found]
+            return [self._one_value(item) for item in items]
+        value = self._one_value(found)
+        if value is None and self.required:
+            raise InvalidField(f"{self.path} is required")
+        return value
+
+    def _one_value(self, value: Any) -> Any:
+        if self.children:
+            record = value if isinstance(value, Mapping) else {}
+            return {child.name: child.read(record) for child in self.children}
+        if self.type == "json" or value is None:
+            return value
+        if isinstance(value, Mapping | list):
+            raise InvalidField(f"{self.path} must be a single value")
+        text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+        if text.strip() == "":
+            return None
+        try:
+            return _CONVERTERS[self.type](text)
+        except (ValueError, TypeError, KeyError):
+            raise InvalidField(f"{self.path} is not a valid {self.type}") from None
 
     def _one(self, element: etree._Element) -> Any:
         if self.children:
@@ -113,7 +147,7 @@ class CompiledField:
 def compile_field(name: str, path: str, **options: Any) -> CompiledField:
     """Compile one field; ``path`` is ``a/b/c`` of local names (no wildcards, no predicates)."""
     steps = tuple(part for part in path.split("/") if part)
-    if not steps or any(not part.replace("_", "a").replace("-", "a").isalnum() for part in steps):
+    if not steps or any(not part.lstrip("$").replace("_", "a").replace("-", "a").isalnum() for part in steps):
         raise ValueError(f"field path {path!r} must be '/'-separated element local names")
     return CompiledField(name=name, path=path, steps=steps, **options)
 
@@ -181,8 +215,13 @@ _READERS: dict[int, FieldReader] = {}
 _MAX_READERS = 1024
 
 
-def read_fields(fields: tuple[CompiledField, ...], element: etree._Element) -> dict[str, Any]:
-    """All fields of an operation from its body element (with a reader compiled once per field set)."""
+def read_fields(
+    fields: tuple[CompiledField, ...], element: etree._Element | Mapping[str, Any]
+) -> dict[str, Any]:
+    """All fields of an operation from its body element (with a reader compiled once per field set),
+    or from a REST request's values."""
+    if isinstance(element, Mapping):
+        return {field.name: field.read(element) for field in fields}
     reader = _READERS.get(id(fields))
     if reader is None or reader.fields is not fields:
         if len(_READERS) >= _MAX_READERS:

@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from proxy.mapping.rest_routes import ROUTE_TEMPLATES
+
 # Error classes a fault rule may raise: the ones whose meaning an upstream answer can carry.
 FAULT_ERRORS = (
     "ClientError",
@@ -35,7 +37,7 @@ class FieldSpec(_Model):
     """One request field: a ``/``-separated path of local names below the operation element."""
 
     path: str = Field(min_length=1)
-    type: Literal["string", "int", "bool", "datetime", "base64", "xml"] = "string"
+    type: Literal["string", "int", "bool", "datetime", "base64", "xml", "json"] = "string"
     list: bool = False
     required: bool = False
     #: For a list of records: the fields of each item, relative to the item element.
@@ -50,8 +52,32 @@ class FieldSpec(_Model):
         return self
 
 
+class RestRoute(_Model):
+    """A legacy REST (``/api/...``) operation: the method and the Altinn 2 route template it serves."""
+
+    method: Literal["GET", "POST", "PUT", "DELETE"]
+    #: An Altinn 2 route template of :data:`~proxy.mapping.rest_routes.ROUTE_TEMPLATES`, spelt as there,
+    #: e.g. ``/api/{who}/messages``.
+    route: str = Field(pattern=r"^/api/")
+    #: The ``_embedded`` list the front pages and filters with OData (``$top``, ``$skip``, ``$filter``).
+    collection: str | None = Field(default=None, pattern=r"^[A-Za-z]+$")
+    #: The item properties ``$filter`` may compare (with ``collection``).
+    filters: list[str] = Field(default_factory=list)
+    #: How the request body is read: ``json`` (parsed, bounded), ``stream`` (as ``streams.body``), none.
+    body: Literal["none", "json", "stream"] = "none"
+
+    @model_validator(mode="after")
+    def _known_route(self) -> RestRoute:
+        if self.route not in ROUTE_TEMPLATES:
+            raise ValueError(f"{self.route!r} is not an Altinn 2 REST route (proxy/mapping/rest_routes.py)")
+        if self.filters and self.collection is None:
+            raise ValueError("'filters' need a 'collection'")
+        return self
+
+
 class LegacySide(_Model):
-    """How the legacy client calls the operation: a service and operation of the SOAP catalogue.
+    """How the legacy client calls the operation: a service and operation of the SOAP catalogue, or a
+    legacy REST route (``rest``).
 
     ``endpoint``, ``binding`` and ``soap_action`` may be written down for the reader; the loader
     refuses them when they disagree with the catalogue. ``request_element``/``response_element``
@@ -67,6 +93,16 @@ class LegacySide(_Model):
     request_element: str | None = Field(default=None, pattern=r"^\{[^}]+\}\w+$")
     #: Clark notation of the answer's body element (checked, optional).
     response_element: str | None = Field(default=None, pattern=r"^\{[^}]+\}\w+$")
+
+    #: A legacy REST operation: the route it serves (then no SOAP elements, action or contract).
+    rest: RestRoute | None = None
+
+    @model_validator(mode="after")
+    def _soap_or_rest(self) -> LegacySide:
+        soap = (self.request_element, self.response_element, self.soap_action, self.binding, self.endpoint)
+        if self.rest is not None and any(part is not None for part in soap):
+            raise ValueError("a REST operation ('rest') takes no SOAP endpoint, binding, action or elements")
+        return self
 
 
 _NAME = r"^[A-Za-z_][\w.-]*$"
@@ -383,10 +419,19 @@ class ExampleRoute(_Model):
     data_type: str | None = None
 
 
+class RestExampleRequest(_Model):
+    """A REST example request: route parameters, query parameters (lower-case names), JSON body."""
+
+    route: dict[str, str] = Field(default_factory=dict)
+    query: dict[str, str] = Field(default_factory=dict)
+    body: Any = None
+
+
 class Example(_Model):
     """A request with canned answers that must produce a well-formed answer at load time."""
 
-    request: str = Field(min_length=1)
+    #: The SOAP body element (XML text), or for a REST operation its parts.
+    request: str | RestExampleRequest
     principal: ExamplePrincipal = ExamplePrincipal()
     routes: list[ExampleRoute] = Field(default_factory=list)
     responses: dict[str, ExampleResponse] = Field(default_factory=dict)
@@ -396,8 +441,9 @@ class OperationSpec(_Model):
     """One legacy operation and its translation."""
 
     legacy: LegacySide
-    #: The legacy types; aliases derive theirs from it (see ``mappings/README.md``).
-    contract: ContractDecl
+    #: The legacy types; aliases derive theirs from it (see ``mappings/README.md``). SOAP only: a REST
+    #: operation's request is its route, query and JSON body, its answer a HAL document.
+    contract: ContractDecl | None = None
     #: The same translation under other legacy names (e.g. the WS twin ``InsertCorrespondenceV2`` of
     #: ``InsertCorrespondenceBasicV2``); the answer template can use ``legacy.operation``.
     aliases: list[LegacySide] = Field(default_factory=list)
@@ -411,6 +457,12 @@ class OperationSpec(_Model):
     #: The Jinja2 template of the whole ``{Op}Response`` element (or ``answer_file``).
     answer: str | None = None
     answer_file: str | None = None
+    #: REST only: the answer document (a tree like a call's ``json``), encoded as the client negotiated.
+    answer_json: Any = None
+    #: REST only: the answer's status and headers (``Location``, ``Content-Disposition``...), templated.
+    #: A status, or an expression giving one (e.g. a refusal's 400 with ``{ErrorCode, ErrorMessage}``).
+    answer_status: int | str = 200
+    answer_headers: dict[str, str] = Field(default_factory=dict)
     #: For downloads: an expression giving a step's streamed result, sent on as the MTOM attachment.
     answer_stream: str | None = None
     faults: list[FaultRule] = Field(default_factory=list)
@@ -418,8 +470,21 @@ class OperationSpec(_Model):
 
     @model_validator(mode="after")
     def _one_answer(self) -> OperationSpec:
-        if (self.answer is None) == (self.answer_file is None):
+        if self.legacy.rest is not None:
+            if self.contract is not None:
+                raise ValueError("a REST operation has no SOAP 'contract'")
+            if self.answer is not None or self.answer_file is not None:
+                raise ValueError("a REST operation answers with 'answer_json', not 'answer'/'answer_file'")
+            if self.answer_json is None and self.answer_stream is None:
+                raise ValueError("a REST operation needs 'answer_json' or 'answer_stream'")
+            if any(alias.rest is None for alias in self.aliases):
+                raise ValueError("the aliases of a REST operation are REST routes too")
+        elif self.contract is None:
+            raise ValueError("a SOAP operation needs its 'contract'")
+        elif (self.answer is None) == (self.answer_file is None):
             raise ValueError("an operation has exactly one of 'answer' and 'answer_file'")
+        elif self.answer_json is not None or self.answer_headers:
+            raise ValueError("'answer_json' and 'answer_headers' are for REST operations")
         names = [step.name for step in self.steps]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:

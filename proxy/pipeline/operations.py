@@ -76,7 +76,10 @@ class MappedOperations(Mapping[tuple[str, str], OperationHandler]):
 
     def _operations(self) -> Mapping[tuple[str, str], Any]:
         pipeline = self._pipeline()
-        return pipeline.mappings.current().operations if pipeline is not None else {}
+        if pipeline is None:
+            return {}
+        operations = pipeline.mappings.current().operations
+        return {key: operation for key, operation in operations.items() if operation.legacy.rest is None}
 
     def __getitem__(self, key: tuple[str, str]) -> OperationHandler:
         if key not in self._operations():

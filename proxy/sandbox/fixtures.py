@@ -21,13 +21,19 @@ CORRESPONDENCE_RESOURCE = "ttd-migratedcorrespondence-4711-1"
 BROKER_SERVICE = ("4712", "1")
 BROKER_RESOURCE = "ttd-broker-4712"
 
+#: Altinn 3 access management: the parties a system user (or a person, for a service owner) may act for.
+AUTHORIZED_PARTIES_SCOPE = "altinn:accessmanagement/authorizedparties"
+AUTHORIZED_PARTIES_RESOURCE_OWNER_SCOPE = "altinn:accessmanagement/authorizedparties.resourceowner"
+
 END_USER_SCOPES = (
+    AUTHORIZED_PARTIES_SCOPE,
     "altinn:correspondence.read",
     "altinn:broker.read",
     "altinn:broker.write",
     "digdir:dialogporten",
 )
 SERVICE_OWNER_SCOPES = (
+    AUTHORIZED_PARTIES_RESOURCE_OWNER_SCOPE,
     "altinn:serviceowner",
     "altinn:correspondence.read",
     "altinn:correspondence.write",
@@ -69,3 +75,37 @@ ONBOARDING_ORG = "310000043"
 CUSTOMER_ORGS = (*SYSTEM_USER_ORGS, ONBOARDING_ORG)
 #: The system's name in the system register (its id is ``SYSTEM_ID``).
 SYSTEM_NAME = "altinn_proxy"
+
+
+@dataclass(frozen=True)
+class DemoParty:
+    """An Altinn 3 party of the sandbox (what access management's authorized parties list)."""
+
+    name: str
+    party_id: int
+    party_uuid: str
+    organization_number: str | None = None
+    person_id: str | None = None
+    unit_type: str | None = None
+
+
+DEMO_PARTIES = (
+    DemoParty(
+        "SANDBOX REGNSKAP AS", 50100019, "0e9b2c4a-1f3d-4c55-8a6e-310000019000", "310000019", unit_type="AS"
+    ),
+    DemoParty(
+        "SANDBOX LOGISTIKK AS", 50100027, "0e9b2c4a-1f3d-4c55-8a6e-310000027000", "310000027", unit_type="AS"
+    ),
+    DemoParty(
+        "TESTDEPARTEMENTET", 50100035, "0e9b2c4a-1f3d-4c55-8a6e-310000035000", "310000035", unit_type="STAT"
+    ),
+    DemoParty("KARI SANDBOX", 50200001, "0e9b2c4a-1f3d-4c55-8a6e-010170121810", person_id="01017012181"),
+)
+#: A person, and the organisations (by number) she may act for besides herself.
+DEMO_PERSON = "01017012181"
+DEMO_PERSON_ORGS = ("310000019", "310000027")
+
+#: The legacy REST front of the sandbox: its ApiKey, and the organisation of the demo enterprise
+#: certificate the sandbox issues (``.sandbox/tls/eus-310000019.pem``), which authenticates as ``demo-eus``.
+REST_API_KEY = "demo-apikey"
+REST_CERTIFICATES = (("demo-eus", "310000019"), ("demo-eus2", "310000027"), ("demo-so", SERVICE_OWNER_ORG))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from proxy.app import create_app
 from proxy.sandbox import fixtures
+from proxy.sandbox.tls import SandboxTls, write_sandbox_tls
 from proxy.sandbox.world import (
     Fakes,
     sandbox_settings,
@@ -17,7 +18,12 @@ from proxy.sandbox.world import (
     write_settings_file,
 )
 from proxy.web.health import Readiness
-from proxy.web.server import ListenConfig, serve
+from proxy.web.server import ExtraSite, ListenConfig, serve, tls_context
+
+#: The sandbox's enterprise certificates: (file prefix, organisation) for each REST demo caller.
+TLS_CLIENTS = tuple(
+    ("so" if org == fixtures.SERVICE_OWNER_ORG else "eus", org) for _, org in fixtures.REST_CERTIFICATES
+)
 
 #: Where the sandbox writes the settings of its world, for ``--config`` (relative to the working folder).
 SETTINGS_FILE = Path(".sandbox") / "settings.yaml"
@@ -66,23 +72,73 @@ def onboarding_banner(fakes: Fakes, settings_file: Path, metrics_port: int) -> s
     )
 
 
-async def run_sandbox(host: str = "127.0.0.1", port: int = 8080, scan_seconds: float = 2.0) -> None:
-    """Start the fakes and the proxy, print where they listen, serve until SIGTERM/SIGINT."""
+def rest_banner(tls: SandboxTls, host: str, tls_port: int) -> str:
+    """The legacy REST API over HTTPS: the files to use and a request to copy."""
+    certificate, key = tls.client_certificate("eus", "310000019")
+    lines = [
+        f"  legacy REST (HTTPS, enterprise certificates): https://{host}:{tls_port}/api/",
+        f"    CA:          {tls.ca}",
+        f"    certificate: {certificate}  (organisation 310000019, acts as demo-eus)",
+        f"    key:         {key}",
+        f"    other certificates: {', '.join(sorted(p.name for p in tls.folder.glob('*-*.pem')))}",
+        f"    ApiKey:      {fixtures.REST_API_KEY}",
+        f"    try: curl --cacert {tls.ca} --cert {certificate} --key {key} \\",
+        f"           -H 'ApiKey: {fixtures.REST_API_KEY}' 'https://{host}:{tls_port}/api/reportees?ForceEIAuthentication'",
+    ]
+    return "\n".join(lines)
+
+
+async def run_sandbox(
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    scan_seconds: float = 2.0,
+    tls_port: int = 8443,
+    data_dir: Path = Path(".sandbox"),
+) -> None:
+    """Start the fakes and the proxy, print where they listen, serve until SIGTERM/SIGINT.
+
+    The proxy serves plain HTTP on ``port`` and HTTPS with client certificates on ``tls_port``; the
+    TLS files are written to ``data_dir/tls`` (see :mod:`proxy.sandbox.tls`).
+    """
+    tls = await asyncio.to_thread(write_sandbox_tls, data_dir / "tls", TLS_CLIENTS)
     with tempfile.TemporaryDirectory(prefix="altinn-proxy-sandbox-") as folder:
         workdir = Path(folder)
         async with start_fakes(workdir, scan_seconds=scan_seconds) as fakes:
             await asyncio.to_thread(write_sandbox_files, workdir, fakes.keys)
-            settings = sandbox_settings(fakes, workdir, host=host, port=port)
+            settings = sandbox_settings(fakes, workdir, host=host, port=port, client_ca_file=tls.ca)
             settings_file = await asyncio.to_thread(
                 write_settings_file,
-                SETTINGS_FILE,
-                sandbox_settings_document(fakes, workdir, host=host, port=port),
+                data_dir / SETTINGS_FILE.name,
+                sandbox_settings_document(fakes, workdir, host=host, port=port, client_ca_file=tls.ca),
+            )
+            context = await asyncio.to_thread(
+                tls_context, tls.server_certificate, tls.server_key, client_ca_file=tls.ca
             )
             readiness = Readiness()
-            listen = ListenConfig(host, port, "127.0.0.1", 0, drain=settings.timeouts.drain, drain_delay=0.0)
+            listen = ListenConfig(
+                host,
+                port,
+                "127.0.0.1",
+                0,
+                drain=settings.timeouts.drain,
+                drain_delay=0.0,
+                extra_sites=(ExtraSite(host, tls_port, context),),
+            )
+            bound_tls_port = tls_port
+
+            def remember(extra_ports: tuple[int, ...]) -> None:
+                nonlocal bound_tls_port
+                bound_tls_port = extra_ports[0] if extra_ports else tls_port
 
             def announce(bound_port: int, metrics_port: int) -> None:
                 print(banner(fakes, host, bound_port, metrics_port), flush=True)
                 print(onboarding_banner(fakes, settings_file.resolve(), metrics_port), flush=True)
+                print(rest_banner(tls, host, bound_tls_port), flush=True)
 
-            await serve(create_app(settings, readiness), readiness, listen, on_listening=announce)
+            await serve(
+                create_app(settings, readiness),
+                readiness,
+                listen,
+                on_listening=announce,
+                on_extra_sites=remember,
+            )

@@ -22,8 +22,9 @@ from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 
 from proxy import SHIPPED_MAPPINGS_DIR
-from proxy.identity.passwords import hash_password
+from proxy.identity.passwords import hash_api_key, hash_password
 from proxy.sandbox import fixtures
+from proxy.sandbox.authorized_parties import FakeAuthorizedParties, install_authorized_parties
 from proxy.sandbox.broker import BrokerResource, FakeBroker, install_broker
 from proxy.sandbox.correspondence import FakeCorrespondence, install_correspondence
 from proxy.sandbox.correspondence_model import CorrespondenceResource
@@ -72,6 +73,7 @@ class Fakes:
     broker: FakeBroker
     #: The system register, system-user requests and the customers' approvals.
     system_register: FakeSystemRegister
+    authorized_parties: FakeAuthorizedParties | None = None
 
 
 async def _serve(app: web.Application, stack: contextlib.AsyncExitStack) -> str:
@@ -171,6 +173,13 @@ async def start_fakes(
         )
         _seed_onboarding(system_register)
         registers.append(system_register)
+        authorized_parties = install_authorized_parties(
+            platform,
+            verifier=verifier,
+            parties=fixtures.DEMO_PARTIES,
+            person_orgs={fixtures.DEMO_PERSON: fixtures.DEMO_PERSON_ORGS},
+            resources=(fixtures.CORRESPONDENCE_RESOURCE, fixtures.BROKER_RESOURCE),
+        )
         publisher = asyncio.create_task(_publish_correspondence(correspondence), name="sandbox-publisher")
         stack.push_async_callback(_cancel, publisher)
         platform_url = await _serve(platform, stack)
@@ -183,6 +192,7 @@ async def start_fakes(
             dialogporten=dialogporten,
             broker=broker,
             system_register=system_register,
+            authorized_parties=authorized_parties,
         )
 
 
@@ -250,7 +260,12 @@ def _credentials_document() -> dict[str, Any]:
         else:
             entry.update(kind="end_user_system", orgs=[{"org": org} for org in caller.orgs])
         callers[caller.username] = entry
-    return {"version": 1, "callers": callers}
+    return {
+        "version": 1,
+        "callers": callers,
+        "api_keys": [{"name": "sandbox-rest", "key_hash": hash_api_key(fixtures.REST_API_KEY)}],
+        "certificates": [{"caller": caller, "org": org} for caller, org in fixtures.REST_CERTIFICATES],
+    }
 
 
 def write_sandbox_files(workdir: Path, keys: SandboxKeys) -> None:
@@ -267,9 +282,21 @@ def write_sandbox_files(workdir: Path, keys: SandboxKeys) -> None:
 
 
 def sandbox_settings_document(
-    fakes: Fakes, workdir: Path, *, host: str = LOOPBACK, port: int = 8080, mappings_dir: Path | None = None
+    fakes: Fakes,
+    workdir: Path,
+    *,
+    host: str = LOOPBACK,
+    port: int = 8080,
+    mappings_dir: Path | None = None,
+    client_ca_file: Path | None = None,
 ) -> dict[str, Any]:
-    """The settings (as a mapping) for a proxy that talks to ``fakes``."""
+    """The settings (as a mapping) for a proxy that talks to ``fakes``.
+
+    ``client_ca_file``: the CA whose enterprise certificates the legacy REST front accepts.
+    """
+    identity: dict[str, Any] = {"credentials_file": str(workdir / "credentials.yaml")}
+    if client_ca_file is not None:
+        identity["client_ca_file"] = str(client_ca_file)
     return {
         "listen": {"host": host, "port": port, "metrics_host": LOOPBACK, "metrics_port": 0},
         "altinn": {
@@ -283,7 +310,7 @@ def sandbox_settings_document(
             "key_file": str(workdir / "maskinporten-client.pem"),
             "kid": fixtures.CLIENT_KID,
         },
-        "identity": {"credentials_file": str(workdir / "credentials.yaml")},
+        "identity": identity,
         "data_dir": str(workdir / "data"),
         "mappings_dir": str(mappings_dir or default_mappings_dir()),
         "routing": {

@@ -13,8 +13,14 @@ Every request under ``/api/`` (any case, as IIS served it) is checked in Altinn 
 4. ``{who}``: a number must be a valid reportee the caller may act for (``400``/``403``); the
    ``/api/serviceowner/...`` routes need a service owner (``403``).
 
-No REST operation is translated yet, so an authenticated call answers ``501`` naming the method and
-the documented Altinn 2 route template it matched (or its path).
+An authenticated call is then translated by the mapping operation declared for its method and
+route template (``legacy.rest`` in ``mappings/``) and run like a SOAP operation, with the same
+engine, store and tokens: the front hands over the route parameters (``who`` already resolved to an
+organisation number), the query (names in lower case) and the JSON body or the body stream. The
+reply is the answer's HAL document in the negotiated format (:mod:`proxy.web.hal`), paged and
+filtered with OData (:mod:`proxy.web.odata`) where the operation declares a ``collection``, or the
+answer's download stream. A documented route with no mapping answers ``501``; a path that is no
+Altinn 2 route answers ``404``, as Altinn 2 did.
 
 Invariants: :meth:`_RestFront.handle` is the one place a :class:`~proxy.errors.ProxyError` becomes a
 legacy REST reply (status, reason phrase, ``{"ErrorCode", "ErrorMessage"}``) and is counted; nothing
@@ -25,11 +31,12 @@ metric label; metric labels come from :data:`ROUTE_TEMPLATES` and
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
 from aiohttp import web
@@ -37,15 +44,24 @@ from aiohttp import web
 from proxy.errors import (
     AuthenticationFailed,
     AuthorizationDenied,
+    InvalidReportee,
     MalformedRequest,
     OperationNotTranslated,
     ProxyError,
+    RequestTimeout,
+    RequestTooLarge,
+    UnknownOperation,
 )
 from proxy.identity.principal import Principal
 from proxy.identity.reportee import authorize, parse_reportee, require_service_owner
+from proxy.mapping.rest_routes import ROUTE_TEMPLATES
+from proxy.mapping.schema import LegacySide
 from proxy.observability.metrics import LEGACY_CALLS, bound, method_label
+from proxy.soap.payload import SizedStream
+from proxy.web import hal
 from proxy.web.middleware import request_id_of
-from proxy.web.rest_metrics import REST_ERRORS, REST_UNTRANSLATED
+from proxy.web.odata import Query, parse_query
+from proxy.web.rest_metrics import REST_ERRORS, REST_REQUESTS, REST_UNTRANSLATED
 
 API_KEY_HEADER = "ApiKey"
 FORCE_EI_PARAMETER = "forceeiauthentication"
@@ -58,74 +74,12 @@ NO_CERTIFICATE_AUTHORITY = (
 )
 OTHER_ROUTE = "other"
 
-#: The Altinn 2 REST route templates (ALTINN2-API.md section 8), most specific first.
-ROUTE_TEMPLATES: tuple[str, ...] = (
-    "/api/authentication/authenticatewithpassword",
-    "/api/authorization/token",
-    "/api/brokerservice/inbox/hasavailablefiles",
-    "/api/enterpriseusers",
-    "/api/enterpriseusers/{userName}",
-    "/api/enterpriseusers/{userName}/rotatesecret",
-    "/api/help",
-    "/api/metadata",
-    "/api/metadata/codelists",
-    "/api/metadata/roledefinitions",
-    "/api/metadata/rolerequirements",
-    "/api/metadata/formtask/{serviceCode}/{serviceEditionCode}",
-    "/api/metadata/correspondence/{serviceCode}/{serviceEditionCode}",
-    "/api/reportees",
-    "/api/reportees/{reporteeId}",
-    "/api/serviceowner/help",
-    "/api/serviceowner/reportees",
-    "/api/serviceowner/organizations",
-    "/api/serviceowner/organizations/{who}/personalcontacts",
-    "/api/serviceowner/organizations/{who}/officialcontacts",
-    "/api/serviceowner/organizations/{who}/personalcontacts/{person}/roles",
-    "/api/serviceowner/authorization/roles",
-    "/api/serviceowner/authorization/rights",
-    "/api/serviceowner/authorization/apprights",
-    "/api/serviceowner/roledefinitions",
-    "/api/serviceowner/roledefinitions/{id}",
-    "/api/serviceowner/delegations/roles",
-    "/api/serviceowner/consents",
-    "/api/serviceowner/notifications/validaterecipient",
-    "/api/serviceowner/srr",
-    "/api/{who}/messages",
-    "/api/{who}/messages/trashbin",
-    "/api/{who}/messages/{messageId}",
-    "/api/{who}/messages/{messageId}/print",
-    "/api/{who}/messages/{messageId}/confirm",
-    "/api/{who}/messages/{messageId}/archive",
-    "/api/{who}/messages/{messageId}/validate",
-    "/api/{who}/messages/{messageId}/signingtext",
-    "/api/{who}/messages/{messageId}/forms",
-    "/api/{who}/messages/{messageId}/forms/{formId}",
-    "/api/{who}/messages/{messageId}/forms/{formId}/formdata",
-    "/api/{who}/messages/{messageId}/attachments",
-    "/api/{who}/messages/{messageId}/attachments/streamedattachment",
-    "/api/{who}/messages/{messageId}/attachments/{attachmentId}",
-    "/api/{who}/brokerservice/outbox",
-    "/api/{who}/brokerservice/outbox/{fileReference}",
-    "/api/{who}/brokerservice/outbox/{fileReference}/receipt",
-    "/api/{who}/brokerservice/inbox",
-    "/api/{who}/brokerservice/inbox/{fileReference}",
-    "/api/{who}/brokerservice/inbox/{fileReference}/download",
-    "/api/{who}/brokerservice/inbox/{fileReference}/confirmdownloaded",
-    "/api/{who}/brokerservice/inbox/{fileReference}/receipt",
-    "/api/{who}/authorization/roles",
-    "/api/{who}/authorization/rights",
-    "/api/{who}/authorization/apprights",
-    "/api/{who}/authorization/delegations",
-    "/api/{who}/authorization/roledefinitions",
-    "/api/{who}/lookup/{serviceCode}/{serviceEditionCode}",
-    "/api/{who}/profile",
-    "/api/{who}/profile/contactinformation",
-)
 
 _PARAMETER = re.compile(r"\{(\w+)\}")
 _REPORTEE_ID = re.compile(r"r\d{1,12}", re.IGNORECASE)
 _MAX_REASON = 200
 _ROUTE = "/{api:(?i:api)}{tail:(?:/.*)?}"
+_HOST = re.compile(r"[A-Za-z0-9.\-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
 
 _log = structlog.get_logger("proxy.rest")
 
@@ -143,12 +97,79 @@ class CertificateAuthenticator(Protocol):
         ...
 
 
+class RestOperation(Protocol):
+    """What the front needs of a mapped REST operation (``proxy.mapping.engine.CompiledOperation``)."""
+
+    @property
+    def legacy(self) -> LegacySide:
+        """The operation's legacy side; ``legacy.rest`` is set for a REST operation."""
+        ...
+
+
+@dataclass(frozen=True)
+class RestReply:
+    """A translated operation's answer: the reply document (status, headers, HAL body), or a download."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: Any
+    stream: AsyncIterator[bytes] | None = None
+
+
+@dataclass(frozen=True)
+class RestCall:
+    """One REST request, authenticated and resolved, as the backend runs it."""
+
+    operation: RestOperation
+    principal: Principal
+    #: ``route`` (parameters; ``who`` as an organisation number), ``query`` (lower-case names), ``body``.
+    values: Mapping[str, Any]
+    streams: Mapping[str, AsyncIterable[bytes]]
+
+
+class RestBackend(Protocol):
+    """The mapping side of the REST front (wired in ``proxy.app``)."""
+
+    def operation(self, method: str, template: str) -> RestOperation | None:
+        """The mapped operation for ``method`` on the Altinn 2 route ``template``, if any."""
+        ...
+
+    async def run(self, call: RestCall) -> RestReply:
+        """Run the operation (identity, plan, Altinn 3 calls, answer)."""
+        ...
+
+    async def reportee_of(self, principal: Principal, reportee_id: int) -> str:
+        """The organisation behind a ReporteeId of ``/api/reportees``; AuthorizationDenied if not the caller's."""
+        ...
+
+
+@dataclass(frozen=True)
+class RestLimits:
+    """Bounds on REST request bodies (the integrator maps ``proxy.settings`` onto this)."""
+
+    max_json_bytes: int = 50 * 1024 * 1024
+    max_stream_bytes: int = 1024 * 1024 * 1024 + 64 * 1024 * 1024
+    #: Deadline for a whole JSON body.
+    body_read_timeout: float = 60.0
+    #: Longest wait for the next bytes of a streamed body.
+    body_idle_timeout: float = 30.0
+    #: Overall deadline of a streamed body, however steadily it trickles in.
+    stream_deadline: float = 3600.0
+
+
 @dataclass(frozen=True)
 class RestIdentity:
-    """How the REST front authenticates: the ApiKey check and the certificate authenticator (None: no CA)."""
+    """How the REST front authenticates: the ApiKey check and the certificate authenticator (None: no CA).
+
+    ``backend`` runs the translated operations (None: every route answers ``501``).
+    """
 
     check_api_key: ApiKeyCheck
     certificates: CertificateAuthenticator | None
+    backend: RestBackend | None = None
+    limits: RestLimits = RestLimits()
+    #: The public base URL of HAL links (``listen.external_url``); None: the scheme and Host called.
+    external_base_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -204,22 +225,21 @@ class _RestFront:
         route = match_route(request.path)
         peer = _peer(request)
         principal: Principal | None = None
+        media_type = hal.negotiate(request.headers.get("Accept"))
         try:
-            principal = await self._authenticate(request, peer)
+            identity = self._identity()
+            principal = await self._authenticate(identity, request, peer)
             bound(LEGACY_CALLS, principal.caller_id, "rest", f"{method} {route.template}").inc()
-            org = self._authorize(principal, route)
-            REST_UNTRANSLATED.labels(method, route.template).inc()
-            _log.info(
-                "rest.decision",
-                method=method,
-                route=route.template,
-                caller_id=principal.caller_id,
-                org=org,
-                peer=peer,
-                outcome="not_translated",
-            )
-            shown = route.template if route.template != OTHER_ROUTE else request.path[:_MAX_REASON]
-            raise OperationNotTranslated(f"{method} {shown} has no Altinn 3 equivalent in this proxy")
+            org = await self._authorize(identity, principal, route)
+            operation = None
+            if identity.backend is not None and route.template != OTHER_ROUTE:
+                operation = identity.backend.operation(request.method.upper(), route.template)
+            if identity.backend is None or operation is None:
+                self._untranslated(request, method, route, principal, org, peer)
+            assert operation is not None
+            response = await self._translate(request, identity, operation, principal, route, org, media_type)
+            REST_REQUESTS.labels(method, route.template, "ok").inc()
+            return response
         except ProxyError as error:
             return self._reply(error, method, route, peer, principal, error.kind)
         except Exception:
@@ -230,8 +250,81 @@ class _RestFront:
             )
             return self._reply(unexpected, method, route, peer, principal, "unexpected")
 
-    async def _authenticate(self, request: web.Request, peer: str) -> Principal:
-        identity = self._identity()
+    @staticmethod
+    def _untranslated(
+        request: web.Request, method: str, route: RouteMatch, principal: Principal, org: str | None, peer: str
+    ) -> None:
+        if route.template == OTHER_ROUTE:
+            raise UnknownOperation(f"No Altinn 2 REST resource matches {request.path[:_MAX_REASON]}")
+        REST_UNTRANSLATED.labels(method, route.template).inc()
+        _log.info(
+            "rest.decision",
+            method=method,
+            route=route.template,
+            caller_id=principal.caller_id,
+            org=org,
+            peer=peer,
+            outcome="not_translated",
+        )
+        raise OperationNotTranslated(f"{method} {route.template} has no Altinn 3 equivalent in this proxy")
+
+    async def _translate(
+        self,
+        request: web.Request,
+        identity: RestIdentity,
+        operation: RestOperation,
+        principal: Principal,
+        route: RouteMatch,
+        org: str | None,
+        media_type: str,
+    ) -> web.StreamResponse:
+        declared = operation.legacy.rest
+        assert declared is not None
+        query: Query | None = None
+        if declared.collection is not None:
+            query = parse_query(request.query, declared.filters)
+        parameters = dict(route.parameters)
+        if org is not None and "who" in parameters:
+            parameters["who"] = org
+        values: dict[str, Any] = {
+            "route": parameters,
+            "query": {name.lower(): value for name, value in request.query.items()},
+            "body": None,
+        }
+        streams: dict[str, AsyncIterable[bytes]] = {}
+        if declared.body == "json":
+            values["body"] = await _read_json(request, identity.limits)
+        elif declared.body == "stream":
+            streams["body"] = _body_stream(request, identity.limits)
+        assert identity.backend is not None
+        try:
+            reply = await identity.backend.run(RestCall(operation, principal, values, streams))
+        finally:
+            # An upload the plan did not (fully) send must not keep reading the client's socket.
+            for stream in streams.values():
+                close = getattr(stream, "aclose", None)
+                if close is not None:
+                    await close()
+        if reply.stream is not None:
+            return await _write_stream(request, reply)
+        base_url = (identity.external_base_url or "").rstrip("/") or _base_url(request)
+        body = hal.absolute_links(reply.body, base_url)
+        headers = dict(reply.headers)
+        if query is not None and declared.collection is not None and isinstance(body, dict):
+            body, cut = _page(body, declared.collection, query, request, base_url)
+            if cut:
+                headers["X-Warning-LimitReached"] = str(query.top)
+        if "Location" in headers and headers["Location"].startswith("/"):
+            headers["Location"] = base_url + headers["Location"]
+        message = body.get("ErrorMessage") if isinstance(body, dict) and reply.status >= 400 else None
+        return web.Response(
+            status=reply.status,
+            reason=reason_phrase(str(message)) if message else None,
+            body=hal.encode(body, media_type),
+            headers={**headers, "Content-Type": f"{media_type}; charset=utf-8"},
+        )
+
+    async def _authenticate(self, identity: RestIdentity, request: web.Request, peer: str) -> Principal:
         api_key = request.headers.get(API_KEY_HEADER)
         if api_key is None:
             raise MalformedRequest(MISSING_API_KEY)
@@ -249,14 +342,19 @@ class _RestFront:
         )
 
     @staticmethod
-    def _authorize(principal: Principal, route: RouteMatch) -> str | None:
+    async def _authorize(identity: RestIdentity, principal: Principal, route: RouteMatch) -> str | None:
         """The organisation the call acts for (None when the route names none)."""
         if route.template.startswith("/api/serviceowner/"):
             return require_service_owner(principal).org
         who = route.parameters.get("who")
-        if who is None or who.lower() == "my" or _REPORTEE_ID.fullmatch(who):
-            # ``my`` is the caller itself; a ReporteeId is resolved by the translation that needs it.
+        if who is None:
             return principal.org
+        if who.lower() == "my":
+            return _own_organisation(principal)
+        if _REPORTEE_ID.fullmatch(who):
+            if identity.backend is None:
+                return principal.org
+            return await identity.backend.reportee_of(principal, int(who[1:]))
         return authorize(principal, parse_reportee(who)).org
 
     @staticmethod
@@ -270,6 +368,7 @@ class _RestFront:
     ) -> web.Response:
         status = error.http_status
         REST_ERRORS.labels(kind, str(status)).inc()
+        REST_REQUESTS.labels(method, route.template, "error").inc()
         if not isinstance(error, OperationNotTranslated):
             _log.info(
                 "rest.refused",
@@ -314,3 +413,118 @@ def _tls_certificate(request: web.Request) -> bytes | None:
         return None
     der: bytes | None = ssl_object.getpeercert(binary_form=True)
     return der or None
+
+
+def _own_organisation(principal: Principal) -> str:
+    """The organisation ``my`` means: the caller's own (a service owner's, or an end-user system's only one)."""
+    if principal.org:
+        return principal.org
+    if len(principal.orgs) == 1:
+        return next(iter(principal.orgs))
+    raise InvalidReportee(
+        "This caller acts for several organisations: name one (its organisation number) instead of 'my'"
+    )
+
+
+def _page(
+    body: dict[str, Any], collection: str, query: Query, request: web.Request, base_url: str
+) -> tuple[Any, bool]:
+    """``body`` with its ``_embedded`` collection paged and filtered, and whether the list was cut."""
+    embedded = body.get("_embedded") or {}
+    items = embedded.get(collection) or []
+    page, cut = query.page(items)
+    links = dict(body.get("_links") or {})
+    if cut:
+        following = {name: value for name, value in request.query.items() if name.lower() != "$skip"}
+        following["$skip"] = str(query.skip + len(page))
+        links["next"] = {"href": base_url + str(request.rel_url.with_query(following))}
+    return {**body, "_links": links, "_embedded": {**embedded, collection: page}}, cut
+
+
+async def _read_json(request: web.Request, limits: RestLimits) -> Any:
+    """The request's JSON body, read within the deadline and the byte limit (None when empty)."""
+    length = request.content_length
+    if length is not None and length > limits.max_json_bytes:
+        raise RequestTooLarge(
+            f"the request body ({length} bytes) is larger than {limits.max_json_bytes} bytes"
+        )
+    body = bytearray()
+    try:
+        async with asyncio.timeout(limits.body_read_timeout):
+            while chunk := await request.content.readany():
+                body += chunk
+                if len(body) > limits.max_json_bytes:
+                    raise RequestTooLarge(f"the request body is larger than {limits.max_json_bytes} bytes")
+    except TimeoutError:
+        raise RequestTimeout(
+            f"the request body did not arrive within {limits.body_read_timeout:g} seconds"
+        ) from None
+    if not body.strip():
+        return None
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise MalformedRequest(f"The request body is not valid JSON: {error}") from None
+
+
+def _body_stream(request: web.Request, limits: RestLimits) -> AsyncIterable[bytes]:
+    """The request body as a stream (sized when the client sent a Content-Length), never buffered."""
+    length = request.content_length
+    if length is not None and length > limits.max_stream_bytes:
+        raise RequestTooLarge(
+            f"the request body ({length} bytes) is larger than {limits.max_stream_bytes} bytes"
+        )
+    chunks = _chunks(request, limits)
+    return chunks if length is None else SizedStream(chunks, length)
+
+
+async def _chunks(request: web.Request, limits: RestLimits) -> AsyncIterator[bytes]:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limits.stream_deadline
+    total = 0
+    while True:
+        wait = min(limits.body_idle_timeout, deadline - loop.time())
+        try:
+            async with asyncio.timeout(max(wait, 0.0)):
+                chunk = await request.content.readany()
+        except TimeoutError:
+            if wait < limits.body_idle_timeout:
+                raise RequestTimeout(
+                    f"the upload did not complete within {limits.stream_deadline:g} seconds"
+                ) from None
+            raise RequestTimeout(f"the client sent nothing for {wait:g} seconds") from None
+        if not chunk:
+            return
+        total += len(chunk)
+        if total > limits.max_stream_bytes:
+            raise RequestTooLarge(f"the request body is larger than {limits.max_stream_bytes} bytes")
+        yield chunk
+
+
+async def _write_stream(request: web.Request, reply: RestReply) -> web.StreamResponse:
+    """Send a download as it arrives from Altinn 3; the upstream answer is closed whatever happens."""
+    assert reply.stream is not None
+    headers = {"Content-Type": "application/octet-stream", **reply.headers}
+    response = web.StreamResponse(status=reply.status, headers=headers)
+    try:
+        await response.prepare(request)
+        async for chunk in reply.stream:
+            await response.write(chunk)
+        await response.write_eof()
+    except (ProxyError, ConnectionError) as error:
+        # The status line is gone: the only honest answer is a cut connection (no chunked terminator),
+        # so the client cannot take a partial file for a whole one.
+        _log.warning("rest.download_aborted", error=type(error).__name__, request_id=request_id_of(request))
+        if request.transport is not None:
+            request.transport.close()
+    finally:
+        close = getattr(reply.stream, "aclose", None)
+        if close is not None:
+            await close()
+    return response
+
+
+def _base_url(request: web.Request) -> str:
+    """The scheme and host the client called, for absolute HAL links (the Host header, checked)."""
+    host = request.host if _HOST.fullmatch(request.host or "") else "localhost"
+    return f"{request.scheme}://{host}"

@@ -1,10 +1,12 @@
 """Prometheus metrics of the legacy REST front (default registry; labels are bounded by construction).
 
-``route`` is one of the documented Altinn 2 REST route templates (``proxy.web.rest.ROUTE_TEMPLATES``)
+``route`` is one of the documented Altinn 2 REST route templates (``proxy.mapping.rest_routes.ROUTE_TEMPLATES``)
 or ``other``; ``method`` one of the HTTP methods Altinn 2 served, or ``other``.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 from prometheus_client import Counter
 
@@ -33,3 +35,16 @@ REST_UNTRANSLATED = closed(
     ),
     _routes,
 )
+REST_REQUESTS = Counter(
+    "altinn_proxy_rest_requests_total",
+    "Legacy REST calls answered, by method, route template and outcome (ok or error).",
+    ["method", "route", "outcome"],
+)
+
+
+def precreate(routes: Iterable[tuple[str, str]]) -> None:
+    """Create the request series of each ``(method, route template)`` at zero, so that ``increase()``
+    sees their first event."""
+    for method, route in routes:
+        for outcome in ("ok", "error"):
+            REST_REQUESTS.labels(method, route, outcome)

@@ -34,6 +34,15 @@ log = structlog.get_logger("proxy.server")
 
 
 @dataclass(frozen=True)
+class ExtraSite:
+    """One more address the proxy's application is served on (e.g. the sandbox's HTTPS port)."""
+
+    host: str
+    port: int
+    ssl_context: ssl.SSLContext | None = None
+
+
+@dataclass(frozen=True)
 class ListenConfig:
     """Addresses and drain times for :func:`serve`."""
 
@@ -48,6 +57,9 @@ class ListenConfig:
     #: As one of ``serve --workers N``'s workers: the supervisor's listening socket (host and port
     #: are then ignored) and the Unix socket the supervisor scrapes this worker's metrics from.
     worker: WorkerListen | None = None
+    #: Further addresses serving the same application (bound ports are logged as ``extra_ports``;
+    #: not with ``worker``).
+    extra_sites: tuple[ExtraSite, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -118,8 +130,12 @@ async def serve(
     *,
     on_listening: Callable[[int, int], None] | None = None,
     stop: asyncio.Event | None = None,
+    on_extra_sites: Callable[[tuple[int, ...]], None] | None = None,
 ) -> None:
-    """Serve ``app`` and the metrics endpoint until SIGTERM/SIGINT (or ``stop``), then drain."""
+    """Serve ``app`` and the metrics endpoint until SIGTERM/SIGINT (or ``stop``), then drain.
+
+    ``on_extra_sites`` receives the bound ports of ``config.extra_sites``, before ``on_listening``.
+    """
     stop = stop or asyncio.Event()
     interrupted = False
 
@@ -146,9 +162,21 @@ async def serve(
             announce_ready()
         else:
             await web.TCPSite(runner, config.host, config.port, ssl_context=config.ssl_context).start()
+            for extra in config.extra_sites:
+                await web.TCPSite(runner, extra.host, extra.port, ssl_context=extra.ssl_context).start()
             await web.TCPSite(metrics_runner, config.metrics_host, config.metrics_port).start()
             port, metrics_port = bound_port(runner), bound_port(metrics_runner)
-            log.info("listening", host=config.host, port=port, metrics_port=metrics_port, scheme=scheme)
+            extra_ports = tuple(int(address[1]) for address in runner.addresses[1:])
+            log.info(
+                "listening",
+                host=config.host,
+                port=port,
+                metrics_port=metrics_port,
+                scheme=scheme,
+                extra_ports=list(extra_ports),
+            )
+            if on_extra_sites is not None:
+                on_extra_sites(extra_ports)
             if on_listening is not None:
                 on_listening(port, metrics_port)
         await stop.wait()

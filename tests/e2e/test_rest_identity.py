@@ -50,7 +50,8 @@ EXPIRED = {
     "not_before": TODAY - datetime.timedelta(days=400),
     "not_after": TODAY - datetime.timedelta(days=1),
 }
-MESSAGES = f"/api/{ORG_A}/messages?ForceEIAuthentication"
+# A documented Altinn 2 route that this proxy does not translate (the identity checks come first).
+UNTRANSLATED = f"/api/{ORG_A}/profile?ForceEIAuthentication"
 
 
 @dataclass(frozen=True)
@@ -204,14 +205,16 @@ async def test_a_valid_enterprise_certificate_over_tls_reaches_the_untranslated_
 ) -> None:
     cert = issue_enterprise_cert(client_ca, org=ORG_A, attribute="organizationIdentifier", **VALID)
     context = client_context(server_ca, world.workdir, cert)
-    route = "/api/{who}/messages"
+    route = "/api/{who}/profile"
     before = sample("altinn_proxy_rest_untranslated_total", method="GET", route=route)
     calls_before = outbound(world, altinn3_contract)
     with capture_logs() as logs:
-        answer = await call(world.https_url + MESSAGES, context=context, headers={"apikey": API_KEY})
+        answer = await call(world.https_url + UNTRANSLATED, context=context, headers={"apikey": API_KEY})
         # The path's case does not matter, as on IIS.
         upper = await call(
-            world.https_url + MESSAGES.replace("/api/", "/API/"), context=context, headers={"APIKEY": API_KEY}
+            world.https_url + UNTRANSLATED.replace("/api/", "/API/"),
+            context=context,
+            headers={"APIKEY": API_KEY},
         )
     assert (answer.status, answer.reason) == (501, f"GET {route} has no Altinn 3 equivalent in this proxy")
     assert answer.body == {"ErrorCode": 30001, "ErrorMessage": answer.reason}
@@ -232,12 +235,12 @@ async def test_a_service_owner_certificate_may_use_the_service_owner_routes_only
     owner = client_context(server_ca, world.workdir, issue_enterprise_cert(client_ca, org=ORG_C, **VALID))
     headers = {"ApiKey": API_KEY}
     answer = await call(
-        world.https_url + "/api/serviceowner/reportees?subject=x&ForceEIAuthentication",
+        world.https_url + "/api/serviceowner/organizations?email=x&ForceEIAuthentication",
         context=owner,
         headers=headers,
     )
     assert answer.status == 501
-    assert "/api/serviceowner/reportees" in answer.reason
+    assert "/api/serviceowner/organizations" in answer.reason
     end_user = client_context(server_ca, world.workdir, issue_enterprise_cert(client_ca, org=ORG_A, **VALID))
     refused = await call(
         world.https_url + "/api/serviceowner/reportees?ForceEIAuthentication",
@@ -275,7 +278,7 @@ async def test_an_expired_certificate_gets_a_legacy_401(
     world: RestWorld, client_ca: trustme.CA, server_ca: trustme.CA
 ) -> None:
     context = client_context(server_ca, world.workdir, issue_enterprise_cert(client_ca, org=ORG_A, **EXPIRED))
-    answer = await call(world.https_url + MESSAGES, context=context, headers={"ApiKey": API_KEY})
+    answer = await call(world.https_url + UNTRANSLATED, context=context, headers={"ApiKey": API_KEY})
     assert (answer.status, answer.reason) == (401, "The client certificate has expired")
     assert answer.body == {"ErrorCode": 5, "ErrorMessage": "The client certificate has expired"}
 
@@ -285,12 +288,12 @@ async def test_a_certificate_from_another_ca_is_refused_in_the_handshake(
 ) -> None:
     context = client_context(server_ca, world.workdir, issue_enterprise_cert(other_ca, org=ORG_A, **VALID))
     with pytest.raises(aiohttp.ClientError):
-        await call(world.https_url + MESSAGES, context=context, headers={"ApiKey": API_KEY})
+        await call(world.https_url + UNTRANSLATED, context=context, headers={"ApiKey": API_KEY})
 
 
 async def test_no_certificate_over_tls_gets_a_legacy_401(world: RestWorld, server_ca: trustme.CA) -> None:
     context = client_context(server_ca, world.workdir, None)
-    answer = await call(world.https_url + MESSAGES, context=context, headers={"ApiKey": API_KEY})
+    answer = await call(world.https_url + UNTRANSLATED, context=context, headers={"ApiKey": API_KEY})
     assert (answer.status, answer.reason) == (401, "No client certificate was presented")
 
 
@@ -298,11 +301,13 @@ async def test_the_apikey_is_required_and_checked_first(
     world: RestWorld, client_ca: trustme.CA, server_ca: trustme.CA
 ) -> None:
     context = client_context(server_ca, world.workdir, issue_enterprise_cert(client_ca, org=ORG_A, **VALID))
-    missing = await call(world.https_url + MESSAGES, context=context)
+    missing = await call(world.https_url + UNTRANSLATED, context=context)
     assert (missing.status, missing.reason) == (400, MISSING_API_KEY)
     assert missing.body["ErrorMessage"] == MISSING_API_KEY
     with capture_logs() as logs:
-        wrong = await call(world.https_url + MESSAGES, context=context, headers={"ApiKey": "not-" + API_KEY})
+        wrong = await call(
+            world.https_url + UNTRANSLATED, context=context, headers={"ApiKey": "not-" + API_KEY}
+        )
     assert wrong.status == 403
     assert all("not-" + API_KEY not in repr(entry) for entry in logs)
     assert any(entry["event"] == "rest.refused" and entry["status"] == 403 for entry in logs)
@@ -313,7 +318,7 @@ async def test_without_force_ei_authentication_no_organisation_is_authenticated(
 ) -> None:
     context = client_context(server_ca, world.workdir, issue_enterprise_cert(client_ca, org=ORG_A, **VALID))
     answer = await call(
-        world.https_url + f"/api/{ORG_A}/messages", context=context, headers={"ApiKey": API_KEY}
+        world.https_url + f"/api/{ORG_A}/profile", context=context, headers={"ApiKey": API_KEY}
     )
     assert (answer.status, answer.reason) == (401, NO_ORGANISATION_NUMBER)
 
@@ -323,7 +328,7 @@ async def test_a_certificate_forwarded_by_the_trusted_ingress_is_accepted(
 ) -> None:
     cert = issue_enterprise_cert(client_ca, org=ORG_A, **VALID)
     headers = {"ApiKey": API_KEY, CERT_HEADER: escaped(cert)}
-    answer = await call(world.http_url + MESSAGES, headers=headers, local_address=INGRESS)
+    answer = await call(world.http_url + UNTRANSLATED, headers=headers, local_address=INGRESS)
     assert answer.status == 501
 
 
@@ -337,7 +342,7 @@ async def test_the_trusted_ingress_cannot_forward_a_bad_certificate(
         else issue_enterprise_cert(client_ca, org=ORG_A, **EXPIRED)
     )
     headers = {"ApiKey": API_KEY, CERT_HEADER: escaped(cert)}
-    answer = await call(world.http_url + MESSAGES, headers=headers, local_address=INGRESS)
+    answer = await call(world.http_url + UNTRANSLATED, headers=headers, local_address=INGRESS)
     assert answer.status == 401
     assert answer.body["ErrorCode"] == 5
 
@@ -350,7 +355,7 @@ async def test_the_same_header_from_an_untrusted_peer_is_ignored_and_counted(
     spoofed = "altinn_proxy_identity_spoofed_certificate_headers_total"
     before = sample(spoofed)
     with capture_logs() as logs:
-        answer = await call(world.http_url + MESSAGES, headers=headers, local_address="127.0.0.1")
+        answer = await call(world.http_url + UNTRANSLATED, headers=headers, local_address="127.0.0.1")
     assert (answer.status, answer.reason) == (401, "No client certificate was presented")
     assert sample(spoofed) == before + 1
     assert any(entry["event"] == "client_certificate_header_spoofed" for entry in logs)

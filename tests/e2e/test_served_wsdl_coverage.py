@@ -51,6 +51,8 @@ def _live_operations(world: World) -> list[Live]:
     mapping_set = world.app[SERVICES].mappings.current()
     live = []
     for compiled in mapping_set.operations.values():
+        if compiled.contract is None:
+            continue  # a legacy REST operation has no WSDL
         service = mapping_set.surface.catalogue.by_name(compiled.legacy.service)
         assert service is not None
         operation = service.operation(compiled.legacy.operation)

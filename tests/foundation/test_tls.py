@@ -205,12 +205,12 @@ async def test_serve_over_tls_answers_soap_and_authenticates_rest_by_certificate
                 assert response.status == 200
                 assert b"TestResponse" in await response.read()
             async with session.get(
-                https + f"/api/{ORG_A}/messages?ForceEIAuthentication",
+                https + f"/api/{ORG_A}/profile?ForceEIAuthentication",
                 headers={"ApiKey": API_KEY},
                 ssl=client_context(server_ca, tls_files, cert),
             ) as response:
                 assert response.status == 501
-                assert response.reason == "GET /api/{who}/messages has no Altinn 3 equivalent in this proxy"
+                assert response.reason == "GET /api/{who}/profile has no Altinn 3 equivalent in this proxy"
             with pytest.raises(aiohttp.ClientError):
                 async with session.get(f"http://127.0.0.1:{proxy.port}/healthz") as response:
                     await response.read()
