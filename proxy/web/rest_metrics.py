@@ -10,6 +10,7 @@ from collections.abc import Iterable
 
 from prometheus_client import Counter
 
+from proxy.mapping.rest_routes import ROUTE_TEMPLATES
 from proxy.observability.labels import Known, closed, product
 
 #: The methods the legacy REST API served.
@@ -17,8 +18,6 @@ REST_METHODS = ("GET", "POST", "PUT", "DELETE")
 
 
 def _routes(_: Known) -> tuple[tuple[str, ...], ...]:
-    from proxy.web.rest import ROUTE_TEMPLATES  # rest imports this module
-
     return product(REST_METHODS, ROUTE_TEMPLATES)
 
 
