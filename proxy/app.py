@@ -60,8 +60,8 @@ from proxy.soap.request import SoapCall
 from proxy.soap.surface import Surface
 from proxy.soap.xmlsafe import XmlLimits
 from proxy.store import Store, StoreOptions, open_store
-from proxy.web.board import Board, BoardSource, CallerRow, add_board_routes
 from proxy.web import rest_metrics
+from proxy.web.board import Board, BoardSource, CallerRow, add_board_routes
 from proxy.web.health import Readiness, add_health_routes
 from proxy.web.middleware import request_context
 from proxy.web.rest import RestIdentity, RestLimits, add_rest_routes
