@@ -62,7 +62,44 @@ def cmd_check(args: argparse.Namespace) -> int:
     verdicts = asyncio.run(online_check(settings))
     for found in verdicts:
         print(found.line())
-    return 0 if all(found.ok for found in verdicts) else 1
+    routes = asyncio.run(check_app_routes(settings))
+    for route_problem in routes:
+        print(f"altinn-proxy: routing error: {route_problem}", file=sys.stderr)
+    return 0 if all(found.ok for found in verdicts) and not routes else 1
+
+
+async def check_app_routes(settings: Settings) -> list[str]:
+    """Every app route judged against its app's metadata, read from the app (``check --online``)."""
+    import aiohttp
+
+    from proxy.mapping.calls import BaseUrls
+    from proxy.mapping.forms import route_problems
+    from proxy.pipeline.operations import routing_table
+
+    apps = settings.altinn.apps_url or BaseUrls.apps
+    table = routing_table(settings)
+    timeout = aiohttp.ClientTimeout(
+        total=settings.timeouts.total, connect=settings.timeouts.connect, sock_read=settings.timeouts.read
+    )
+    problems: list[str] = []
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        for route in settings.routing.apps:
+            url = (
+                f"{apps.format(org=route.org).rstrip('/')}/{route.org}/{route.app}/api/v1/applicationmetadata"
+            )
+            try:
+                async with session.get(url, headers={"Accept": "application/json"}) as response:
+                    if response.status != 200:
+                        problems.append(
+                            f"{route.org}/{route.app}: the app's metadata answered {response.status}"
+                        )
+                        continue
+                    metadata = await response.json()
+            except (aiohttp.ClientError, TimeoutError, ValueError) as error:
+                problems.append(f"{route.org}/{route.app}: the app's metadata could not be read: {error}")
+                continue
+            problems.extend(route_problems(table.lookup(route.service_code, route.service_edition), metadata))
+    return problems
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
@@ -215,7 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--online",
         action="store_true",
-        help="also ask Maskinporten for the service owner's and each organisation's token",
+        help="also ask Maskinporten for the service owner's and each organisation's token, and check "
+        "the app routing against each routed app's metadata",
     )
     check.set_defaults(func=cmd_check)
 

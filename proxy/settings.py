@@ -295,14 +295,33 @@ class BrokerRoute(_Section):
     require_zip: bool = False
 
 
+class SubFormRoute(_Section):
+    """A sub-form (DataFormatId/DataFormatVersion) of a legacy form service and its app data type."""
+
+    data_format_id: str
+    data_format_version: str
+    data_type: str
+
+
 class AppRoute(_Section):
-    """A legacy form service routed to an Altinn 3 app."""
+    """A legacy form service routed to an Altinn 3 app.
+
+    ``data_type`` takes the main form, which must carry ``data_format_id``/``data_format_version``
+    when they are set; ``sub_forms`` names the data type of each other form the service accepts;
+    ``attachment_types`` maps an AttachmentTypeName to a data type, and ``default_attachment_type``
+    takes attachments without a type name; an unlisted name, or no name without a default, is refused.
+    """
 
     service_code: str
     service_edition: str
     org: str
     app: str
     data_type: str
+    data_format_id: str | None = None
+    data_format_version: str | None = None
+    sub_forms: tuple[SubFormRoute, ...] = ()
+    attachment_types: dict[str, str] = Field(default_factory=dict)
+    default_attachment_type: str | None = None
 
 
 class Routing(_Section):

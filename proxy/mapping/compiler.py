@@ -50,6 +50,7 @@ from proxy.mapping.engine import (
     CompiledSaveReceipt,
     CompiledStep,
     CompiledUntil,
+    CompiledValue,
     Evaluate,
     MappingSet,
     OperationRequest,
@@ -493,6 +494,8 @@ def _compile_operation(
             )
         elif step.recall is not None:
             action = CompiledMemo(_value(step.recall.key, step_names, (*here, "recall", "key")))
+        elif step.value is not None:
+            action = CompiledValue(_expression(step.value, step_names, (*here, "value")))
         else:
             id_spec = step.allocate_id or step.resolve_id
             assert id_spec is not None
@@ -611,13 +614,13 @@ def _compile_call(spec: Any, names: Names, loc: Loc) -> CompiledCall:
     if spec.bytes_body is not None:
         bytes_body = (
             _value(spec.bytes_body.data, names, (*loc, "bytes", "data")),
-            spec.bytes_body.content_type,
+            _value(spec.bytes_body.content_type, names, (*loc, "bytes", "content_type")),
         )
     multipart = None
     if spec.multipart is not None:
         multipart = tuple(
             (
-                part.name,
+                _value(part.name, names, (*loc, "multipart", i, "name")),
                 _value(part.value, names, (*loc, "multipart", i, "value")),
                 part.filename,
                 part.content_type,

@@ -287,8 +287,21 @@ class CompiledUntil:
     within: float
 
 
+@dataclass(frozen=True)
+class CompiledValue:
+    """A ``value`` step: an expression over earlier results, bound as this step's result."""
+
+    evaluate: Evaluate
+
+
 StepAction = (
-    CompiledCall | CompiledIdStep | CompiledSaveReceipt | CompiledLoadReceipts | CompiledPeek | CompiledMemo
+    CompiledCall
+    | CompiledIdStep
+    | CompiledSaveReceipt
+    | CompiledLoadReceipts
+    | CompiledPeek
+    | CompiledMemo
+    | CompiledValue
 )
 
 
@@ -537,6 +550,8 @@ def _run_step(
         if isinstance(action, CompiledPeek):
             peek = action.request(context, step.name)
             return None if peek is None else (yield peek)
+        if isinstance(action, CompiledValue):
+            return action.evaluate(context)
         single = (action.build(context, token, step.name),)
         return (yield from _call_until(step, single, [context]))[0]
 
@@ -695,8 +710,8 @@ def _result(call: Altinn3Call, response: Altinn3Response) -> Any:
 
 def build_body(
     json_body: Evaluate | None,
-    bytes_body: tuple[Evaluate, str] | None,
-    multipart: tuple[tuple[str, Evaluate, str | None, str | None], ...] | None,
+    bytes_body: tuple[Evaluate, Evaluate] | None,
+    multipart: tuple[tuple[Evaluate, Evaluate, str | None, str | None], ...] | None,
     stream: tuple[Evaluate, str] | None,
 ) -> Callable[[Mapping[str, Any]], Body]:
     """A body builder for the one body kind a call declares."""
@@ -704,10 +719,11 @@ def build_body(
         evaluate_json = json_body
         return lambda context: JsonBody(evaluate_json(context))
     if bytes_body is not None:
-        evaluate_bytes, content_type = bytes_body
+        evaluate_bytes, evaluate_type = bytes_body
 
         def make_bytes(context: Mapping[str, Any]) -> Body:
             data = evaluate_bytes(context)
+            content_type = str(evaluate_type(context))
             return BytesBody(data if isinstance(data, bytes) else str(data).encode("utf-8"), content_type)
 
         return make_bytes
@@ -716,13 +732,16 @@ def build_body(
 
         def make_multipart(context: Mapping[str, Any]) -> Body:
             parts = []
-            for name, evaluate, filename, content_type in parts_spec:
+            for evaluate_name, evaluate, filename, content_type in parts_spec:
                 value = evaluate(context)
                 if value is None:
                     continue
                 parts.append(
                     MultipartPart(
-                        name, value if isinstance(value, bytes) else str(value), filename, content_type
+                        str(evaluate_name(context)),
+                        value if isinstance(value, bytes) else str(value),
+                        filename,
+                        content_type,
                     )
                 )
             return MultipartBody(tuple(parts))

@@ -28,6 +28,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from proxy.broker.manifest import shim_download
 from proxy.broker.zipcheck import require_zip
 from proxy.errors import InvalidField, ProxyError
+from proxy.mapping import forms, queue
 from proxy.mapping.fastpath import fast_expression, fast_template, with_fallback
 from proxy.mapping.notifications import notification_block
 
@@ -188,6 +189,8 @@ def _environment(*, xml: bool) -> ImmutableSandboxedEnvironment:
         from_json=from_json,
         broker_manifest=shim_download,
         broker_require_zip=require_zip,
+        **forms.FILTERS,
+        **queue.FILTERS,
     )
     return env
 
@@ -248,7 +251,9 @@ class Names:
     def check(self, tree: nodes.Node) -> None:
         """Raise :class:`ExpressionError` for an unknown variable, field, var or step result."""
         assigned = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
-        allowed = BASE_NAMES | self.extra | assigned | set(VALUES.globals)
+        # ``loop`` is Jinja's own variable inside a ``{% for %}``.
+        loops = {"loop"} if any(True for _ in tree.find_all(nodes.For)) else set()
+        allowed = BASE_NAMES | self.extra | assigned | loops | set(VALUES.globals)
         for name in tree.find_all(nodes.Name):
             if name.ctx == "load" and name.name not in allowed:
                 raise ExpressionError(f"undefined variable {name.name!r}")

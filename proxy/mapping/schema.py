@@ -180,7 +180,8 @@ class Identity(_Model):
 
 
 class BytesSpec(_Model):
-    """A binary body: ``data`` evaluates to bytes (e.g. ``{{ item.data }}`` of a base64 field)."""
+    """A binary body: ``data`` evaluates to bytes (e.g. ``{{ item.data }}`` of a base64 field);
+    ``content_type`` may be a template."""
 
     data: str
     content_type: str = "application/octet-stream"
@@ -194,7 +195,7 @@ class StreamSpec(_Model):
 
 
 class PartSpec(_Model):
-    """One ``multipart/form-data`` part."""
+    """One ``multipart/form-data`` part (``name`` may be a template, e.g. a routed data type)."""
 
     name: str
     value: str
@@ -337,6 +338,8 @@ class StepSpec(_Model):
     recall: RecallSpec | None = None
     #: For a ``call`` step: repeat it until its answer satisfies a condition (see :class:`UntilSpec`).
     until: UntilSpec | None = None
+    #: Expression: a value computed from earlier results (e.g. a decision), bound like any result.
+    value: str | None = None
 
     @model_validator(mode="after")
     def _one_action(self) -> StepSpec:
@@ -351,18 +354,21 @@ class StepSpec(_Model):
                 self.peek,
                 self.remember,
                 self.recall,
+                self.value,
             )
             if a is not None
         ]
         if len(actions) != 1:
             raise ValueError(
                 "a step has exactly one of 'call', 'allocate_id', 'resolve_id', 'save_receipt', "
-                "'load_receipt', 'peek', 'remember', 'recall'"
+                "'load_receipt', 'peek', 'remember', 'recall', 'value'"
             )
         if self.until is not None and (self.call is None or self.call.response != "json"):
             raise ValueError("'until' polls a 'call' step whose response is JSON")
-        if self.foreach is not None and (self.save_receipt is not None or self.peek is not None):
-            raise ValueError("'foreach' is not allowed on 'save_receipt' and 'peek' steps")
+        if self.foreach is not None and (
+            self.save_receipt is not None or self.peek is not None or self.value is not None
+        ):
+            raise ValueError("'foreach' is not allowed on 'save_receipt', 'peek' and 'value' steps")
         if self.foreach is not None and self.call is not None and self.call.response == "stream":
             raise ValueError("a 'foreach' call cannot stream its response")
         return self
@@ -417,6 +423,10 @@ class ExampleRoute(_Model):
     org: str | None = None
     app: str | None = None
     data_type: str | None = None
+    data_format_id: str | None = None
+    data_format_version: str | None = None
+    attachment_types: dict[str, str] = Field(default_factory=dict)
+    default_attachment_type: str | None = None
 
 
 class RestExampleRequest(_Model):

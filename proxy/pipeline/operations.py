@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from proxy.altinn3.executor import CallSender, StateStore, execute
@@ -18,7 +19,7 @@ from proxy.identity.principal import OrgGrant, Principal
 from proxy.identity.reportee import authorize, parse_reportee
 from proxy.mapping.calls import LegacyAnswer
 from proxy.mapping.engine import Engine, OperationRequest
-from proxy.mapping.routing import Route, RoutingTable
+from proxy.mapping.routing import FormRoute, Route, RoutingTable
 from proxy.pipeline.registry import MappingRegistry
 from proxy.settings import Settings
 from proxy.soap.catalogue import CredentialPlacement
@@ -42,7 +43,16 @@ def routing_table(settings: Settings) -> RoutingTable:
         )
     for app_route in settings.routing.apps:
         key = (app_route.service_code, app_route.service_edition)
-        routes.setdefault(key, {}).update(org=app_route.org, app=app_route.app, data_type=app_route.data_type)
+        routes.setdefault(key, {}).update(
+            org=app_route.org,
+            app=app_route.app,
+            data_type=app_route.data_type,
+            data_format_id=app_route.data_format_id,
+            data_format_version=app_route.data_format_version,
+            sub_forms=tuple(FormRoute(**sub.model_dump()) for sub in app_route.sub_forms),
+            attachment_types=MappingProxyType(dict(app_route.attachment_types)),
+            default_attachment_type=app_route.default_attachment_type,
+        )
     return RoutingTable.of(Route(code, edition, **fields) for (code, edition), fields in routes.items())
 
 

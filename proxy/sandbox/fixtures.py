@@ -24,6 +24,17 @@ BROKER_RESOURCE = "ttd-broker-4712"
 #: Altinn 3 access management: the parties a system user (or a person, for a service owner) may act for.
 AUTHORIZED_PARTIES_SCOPE = "altinn:accessmanagement/authorizedparties"
 AUTHORIZED_PARTIES_RESOURCE_OWNER_SCOPE = "altinn:accessmanagement/authorizedparties.resourceowner"
+#: SubmitFormTask: the legacy form service, its app, the data types and the accepted data format.
+FORM_SERVICE = ("4713", "1")
+FORM_APP = ("ttd", "legacy-form-4713")
+FORM_DATA_TYPE = "skjema"
+FORM_DATA_FORMAT = ("5703", "41235")
+FORM_ROOT_ELEMENT = "Skjema"
+ATTACHMENT_DATA_TYPE = "vedlegg"
+#: The attachment data type's ``maxSize`` (MB) in the app's metadata.
+ATTACHMENT_MAX_MB = 10
+#: The register's party ids of the demo organisations (what Altinn 3 names instance owners by).
+PARTY_IDS = {"310000019": 50001901, "310000027": 50002701, "310000035": 50003501}
 
 END_USER_SCOPES = (
     AUTHORIZED_PARTIES_SCOPE,
@@ -31,6 +42,8 @@ END_USER_SCOPES = (
     "altinn:broker.read",
     "altinn:broker.write",
     "digdir:dialogporten",
+    "altinn:instances.read",
+    "altinn:instances.write",
 )
 SERVICE_OWNER_SCOPES = (
     AUTHORIZED_PARTIES_RESOURCE_OWNER_SCOPE,
@@ -39,6 +52,8 @@ SERVICE_OWNER_SCOPES = (
     "altinn:correspondence.write",
     "altinn:broker.read",
     "altinn:broker.write",
+    "altinn:serviceowner/instances.read",
+    "altinn:serviceowner/instances.write",
 )
 #: The scopes of the ``system`` commands (system register and system-user requests).
 ONBOARDING_SCOPES = (

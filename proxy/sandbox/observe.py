@@ -4,6 +4,10 @@ Tests install an observer that runs Altinn's published OpenAPI contract on each 
 ``tests/contract.py``); the sandbox runs without one. Streamed binary bodies are not read here (the
 fake streams them to disk): the observer gets a short placeholder for an octet-stream body (the
 contract only checks that a required body is present) and ``None`` for a multipart one.
+
+The sandbox serves every app under ``/apps/{org}`` of its platform host; the observer sees such a
+request at the address it stands for, ``{scheme}://{org}.apps.<host>/{org}/{app}/...``, as Altinn's
+contract addresses apps.
 """
 
 from __future__ import annotations
@@ -18,6 +22,16 @@ RequestObserver = Callable[[str, str, Mapping[str, str], bytes | None], None]
 """``observer(method, absolute_url, headers, body_or_None)``; raising is allowed and fails the request."""
 
 _STREAMED_PLACEHOLDER = b"<streamed>"
+_APPS_PREFIX = "/apps/"
+
+
+def observed_url(request: web.Request) -> str:
+    """The request's absolute URL as Altinn would see it (an app's own host for ``/apps/{org}/...``)."""
+    url = request.url
+    if not url.path.startswith(_APPS_PREFIX):
+        return str(url)
+    org, _, rest = url.path_qs.removeprefix(_APPS_PREFIX).partition("/")
+    return f"{url.scheme}://{org}.apps.{url.host}:{url.port}/{rest}"
 
 
 def observing_middleware(observer: RequestObserver | None) -> Callable[..., Awaitable[web.StreamResponse]]:
@@ -35,7 +49,7 @@ def observing_middleware(observer: RequestObserver | None) -> Callable[..., Awai
                 body = None  # the contract tool cannot parse a placeholder as multipart
             else:
                 body = await read_body(request) if request.can_read_body else None
-            observer(request.method, str(request.url), dict(request.headers), body)
+            observer(request.method, observed_url(request), dict(request.headers), body)
         return await handler(request)
 
     return middleware

@@ -50,7 +50,8 @@ def banner(fakes: Fakes, host: str, port: int, metrics_port: int) -> str:
         lines.append(f"    {caller.username} / {caller.password}  acts for {acts_for}")
     lines.append(
         f"  routing: correspondence {'/'.join(fixtures.CORRESPONDENCE_SERVICE)} -> "
-        f"{fixtures.CORRESPONDENCE_RESOURCE}; broker {'/'.join(fixtures.BROKER_SERVICE)} -> {fixtures.BROKER_RESOURCE}"
+        f"{fixtures.CORRESPONDENCE_RESOURCE}; broker {'/'.join(fixtures.BROKER_SERVICE)} -> {fixtures.BROKER_RESOURCE}; "
+        f"form {'/'.join(fixtures.FORM_SERVICE)} -> app {'/'.join(fixtures.FORM_APP)}"
     )
     return "\n".join(lines)
 

@@ -25,6 +25,8 @@ from proxy import SHIPPED_MAPPINGS_DIR
 from proxy.identity.passwords import hash_api_key, hash_password
 from proxy.sandbox import fixtures
 from proxy.sandbox.authorized_parties import FakeAuthorizedParties, install_authorized_parties
+from proxy.sandbox.apps import FakeApps, install_apps
+from proxy.sandbox.apps_model import AppSpec, DataTypeSpec, FormRule
 from proxy.sandbox.broker import BrokerResource, FakeBroker, install_broker
 from proxy.sandbox.correspondence import FakeCorrespondence, install_correspondence
 from proxy.sandbox.correspondence_model import CorrespondenceResource
@@ -73,7 +75,42 @@ class Fakes:
     broker: FakeBroker
     #: The system register, system-user requests and the customers' approvals.
     system_register: FakeSystemRegister
+    apps: FakeApps
     authorized_parties: FakeAuthorizedParties | None = None
+
+
+def sandbox_apps() -> dict[str, AppSpec]:
+    """The demo world's Altinn 3 apps: ``ttd/legacy-form-4713``, the home of legacy form 4713/1."""
+    org, name = fixtures.FORM_APP
+    form = AppSpec(
+        org=org,
+        app=name,
+        title="Sandbox form for legacy service 4713",
+        data_types=(
+            DataTypeSpec(
+                fixtures.FORM_DATA_TYPE,
+                allowed_content_types=("application/xml", "text/xml"),
+                max_count=1,
+                min_count=1,
+                root_element=fixtures.FORM_ROOT_ELEMENT,
+                rules=(FormRule("Beloep", "beloep.negativt", "Beløp kan ikke være negativt"),),
+            ),
+            DataTypeSpec(
+                fixtures.ATTACHMENT_DATA_TYPE,
+                allowed_content_types=(
+                    "application/pdf",
+                    "image/png",
+                    "image/jpeg",
+                    "text/plain",
+                    "text/xml",
+                    "application/xml",
+                ),
+                max_size_mb=fixtures.ATTACHMENT_MAX_MB,
+                max_count=10,
+            ),
+        ),
+    )
+    return {form.app_id: form}
 
 
 async def _serve(app: web.Application, stack: contextlib.AsyncExitStack) -> str:
@@ -180,6 +217,14 @@ async def start_fakes(
             person_orgs={fixtures.DEMO_PERSON: fixtures.DEMO_PERSON_ORGS},
             resources=(fixtures.CORRESPONDENCE_RESOURCE, fixtures.BROKER_RESOURCE),
         )
+        apps = install_apps(
+            platform,
+            verifier=verifier,
+            apps=sandbox_apps(),
+            parties=fixtures.PARTY_IDS,
+            storage_dir=workdir / "app-data",
+            clock=clock,
+        )
         publisher = asyncio.create_task(_publish_correspondence(correspondence), name="sandbox-publisher")
         stack.push_async_callback(_cancel, publisher)
         platform_url = await _serve(platform, stack)
@@ -193,6 +238,7 @@ async def start_fakes(
             broker=broker,
             system_register=system_register,
             authorized_parties=authorized_parties,
+            apps=apps,
         )
 
 
@@ -326,6 +372,19 @@ def sandbox_settings_document(
                     "service_code": fixtures.BROKER_SERVICE[0],
                     "service_edition": fixtures.BROKER_SERVICE[1],
                     "resource_id": fixtures.BROKER_RESOURCE,
+                }
+            ],
+            "apps": [
+                {
+                    "service_code": fixtures.FORM_SERVICE[0],
+                    "service_edition": fixtures.FORM_SERVICE[1],
+                    "org": fixtures.FORM_APP[0],
+                    "app": fixtures.FORM_APP[1],
+                    "data_type": fixtures.FORM_DATA_TYPE,
+                    "data_format_id": fixtures.FORM_DATA_FORMAT[0],
+                    "data_format_version": fixtures.FORM_DATA_FORMAT[1],
+                    "attachment_types": {fixtures.ATTACHMENT_DATA_TYPE: fixtures.ATTACHMENT_DATA_TYPE},
+                    "default_attachment_type": fixtures.ATTACHMENT_DATA_TYPE,
                 }
             ],
         },

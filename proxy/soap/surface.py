@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from proxy.soap.catalogue import Binding, Catalogue, CredentialPlacement, Operation, Service, Streaming
 from proxy.soap.contracts import ContractRegistry, OperationContract
 
-_CREDENTIAL_NAME = "systemusername"
+#: ``systemName`` is the Altinn quirk of ``GetFormSetPdfBasic`` (see :mod:`proxy.soap.credentials`).
+_CREDENTIAL_NAMES = frozenset({"systemusername", "systemname"})
 
 
 @dataclass(frozen=True, eq=False)
@@ -71,8 +72,8 @@ def credential_placement(binding: Binding, contract: OperationContract) -> Crede
     """Where a caller of ``contract`` on ``binding`` sends its system user name and password."""
     if binding is Binding.WS:
         return CredentialPlacement.WSSE
-    if any(header.name.lower() == _CREDENTIAL_NAME for header in contract.request_headers):
+    if any(header.name.lower() in _CREDENTIAL_NAMES for header in contract.request_headers):
         return CredentialPlacement.HEADER
-    if any(item.name.lower() == _CREDENTIAL_NAME for item in contract.request.fields):
+    if any(item.name.lower() in _CREDENTIAL_NAMES for item in contract.request.fields):
         return CredentialPlacement.BODY
     return CredentialPlacement.NONE

@@ -139,7 +139,9 @@ async def test_every_mapped_operation_is_described_with_its_types_in_the_served_
         assert found.request_element == live.contract.request_name.clark
         assert found.response_element == live.contract.response_name.clark
         assert found.request_members, f"{legacy.operation}: the served request element is an empty shell"
-        credentials_in_body = {"systemUserName", "systemPassword"} & set(found.request_members)
+        # GetFormSetPdfBasic names its user ``systemName``, as the original does.
+        members = {"systemUserName" if m == "systemName" else m for m in found.request_members}
+        credentials_in_body = {"systemUserName", "systemPassword"} & members
         credentials_in_headers = {"SystemUserName", "SystemPassword"} & set(found.request_headers)
         # WS callers authenticate with a UsernameToken; Basic ones in the body, or in SOAP headers
         # for WCF message contracts: the served WSDL must say where, or zeep cannot send them.
@@ -191,6 +193,15 @@ def _inbox() -> dict[str, Any]:
 
 UNKNOWN_ID = 987_654_321
 
+
+def _unknown_form_service() -> dict[str, Any]:
+    return {
+        "Reportee": REPORTEE,
+        "ExternalShipmentReference": "coverage",
+        "FormTasks": {"ServiceCode": "9999", "ServiceEdition": 1},
+    }
+
+
 # One call per (service, binding), needing no earlier state: (caller, call on the zeep service proxy).
 CALLS: dict[str, tuple[tuple[str, str], Callable[[Any, tuple[str, str]], Any]]] = {
     "CorrespondenceAgencyExternalBasic": (
@@ -232,6 +243,15 @@ CALLS: dict[str, tuple[tuple[str, str], Callable[[Any, tuple[str, str]], Any]]] 
         lambda s, c: _fault(lambda: s.GetReceiptBasicV2(*c, {"ReceiptId": UNKNOWN_ID})),
     ),
     "ReceiptExternal": (END_USER, lambda s, c: _fault(lambda: s.GetReceiptV2({"ReceiptId": UNKNOWN_ID}))),
+    "IntermediaryInboundBasic": (
+        END_USER,
+        lambda s, c: s.SubmitFormTaskBasic(*c, None, None, None, None, _unknown_form_service()),
+    ),
+    "IntermediaryInbound": (
+        END_USER,
+        lambda s, c: s.SubmitFormTask(formTaskShipment=_unknown_form_service()),
+    ),
+    "DownloadQueueExternalBasic": (SERVICE_OWNER, lambda s, c: s.GetDownloadQueueItems(*c, "4713")),
 }
 
 
@@ -268,6 +288,10 @@ async def test_a_client_of_the_served_wsdl_calls_every_service_on_every_binding(
     assert answers["BrokerServiceExternalBasicStreamed"] == "40212"
     for service in ("ReceiptAgencyExternalBasic", "ReceiptExternalBasic", "ReceiptExternal"):
         assert answers[service] == "30008"
+    assert list(answers["DownloadQueueExternalBasic"] or []) == []
+    for service in ("IntermediaryInboundBasic", "IntermediaryInbound"):
+        assert answers[service].ReceiptStatusCode == "Rejected"
+        assert answers[service].ReceiptText.startswith("Not A Valid Service")
 
 
 SENDER = ("demo-eus", "demo-eus-password", "310000019")
