@@ -111,7 +111,11 @@ def _assert_shape(path: CallPath, rendered: str) -> None:
 def test_every_call_of_every_mapping_was_checked() -> None:
     assert len(SHIPPED) >= 20
     assert len(PARAMETERIZED) >= 15
-    assert {p.type_name for path in PARAMETERIZED.values() for p in path.parameters} == {"guid"}
+    assert {p.type_name for path in PARAMETERIZED.values() for p in path.parameters} == {
+        "guid",
+        "digits",
+        "segment",
+    }
 
 
 @pytest.mark.parametrize("where", sorted(PARAMETERIZED))
