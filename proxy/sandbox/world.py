@@ -24,9 +24,9 @@ from cryptography.hazmat.primitives import serialization
 from proxy import SHIPPED_MAPPINGS_DIR
 from proxy.identity.passwords import hash_api_key, hash_password
 from proxy.sandbox import fixtures
-from proxy.sandbox.authorized_parties import FakeAuthorizedParties, install_authorized_parties
 from proxy.sandbox.apps import FakeApps, install_apps
 from proxy.sandbox.apps_model import AppSpec, DataTypeSpec, FormRule
+from proxy.sandbox.authorized_parties import FakeAuthorizedParties, install_authorized_parties
 from proxy.sandbox.broker import BrokerResource, FakeBroker, install_broker
 from proxy.sandbox.correspondence import FakeCorrespondence, install_correspondence
 from proxy.sandbox.correspondence_model import CorrespondenceResource
