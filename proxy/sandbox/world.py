@@ -205,7 +205,11 @@ async def start_fakes(
             platform,
             verifier=verifier,
             maskinporten=fake_mp,
-            known_resources=(fixtures.CORRESPONDENCE_RESOURCE, fixtures.BROKER_RESOURCE),
+            known_resources=(
+                fixtures.CORRESPONDENCE_RESOURCE,
+                fixtures.BROKER_RESOURCE,
+                "app_{}_{}".format(*fixtures.FORM_APP),  # Altinn registers every app as a resource
+            ),
             clock=clock,
         )
         _seed_onboarding(system_register)

@@ -29,7 +29,8 @@ def shipped_needs() -> list[OperationNeed]:
 
 def test_the_shipped_families_need_read_on_correspondence_and_read_write_on_broker() -> None:
     rights = {right.resource_id: right for right in derive_rights(RESOURCES, shipped_needs())}
-    assert set(rights) == {"ttd-migratedcorrespondence-4711-1", "ttd-broker-4712"}
+    assert set(rights) == {"ttd-migratedcorrespondence-4711-1", "ttd-broker-4712", "app_ttd_skjema"}
+    assert "SubmitFormTaskBasic" in rights["app_ttd_skjema"].operations  # forms: the routed app
     assert rights["ttd-migratedcorrespondence-4711-1"].actions == {"read"}
     assert rights["ttd-broker-4712"].actions == {"read", "write"}
     correspondence_ops = rights["ttd-migratedcorrespondence-4711-1"].operations
