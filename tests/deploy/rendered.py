@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.deploy import chart
 from tests.deploy.tools import require
@@ -35,6 +37,14 @@ def production_values() -> dict[str, Any]:
     return loaded
 
 
+def _throwaway_key_pem() -> str:
+    """A Maskinporten key made for this test run only (keys are never committed)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
 def realistic_values() -> dict[str, Any]:
     """What a platform team writes: PostgreSQL, 3 fixed replicas, mTLS at ingress-nginx, inline secrets."""
     return {
@@ -46,7 +56,7 @@ def realistic_values() -> dict[str, Any]:
         },
         "secrets": {
             "maskinporten": {
-                "key": "-----BEGIN PRIVATE KEY-----\nnot a real key\n-----END PRIVATE KEY-----\n"
+                "key": _throwaway_key_pem(),
             },
             "credentials": {"content": "version: 1\ncallers: {}\n"},
             "postgres": {"password": "not-a-real-password"},
