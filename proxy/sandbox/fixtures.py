@@ -27,6 +27,8 @@ AUTHORIZED_PARTIES_RESOURCE_OWNER_SCOPE = "altinn:accessmanagement/authorizedpar
 #: SubmitFormTask: the legacy form service, its app, the data types and the accepted data format.
 FORM_SERVICE = ("4713", "1")
 FORM_APP = ("ttd", "legacy-form-4713")
+#: The app as a resource in Altinn's resource register (every app is one: ``app_{org}_{app}``).
+FORM_APP_RESOURCE = "app_{}_{}".format(*FORM_APP)
 FORM_DATA_TYPE = "skjema"
 FORM_DATA_FORMAT = ("5703", "41235")
 FORM_ROOT_ELEMENT = "Skjema"

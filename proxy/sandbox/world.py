@@ -208,7 +208,7 @@ async def start_fakes(
             known_resources=(
                 fixtures.CORRESPONDENCE_RESOURCE,
                 fixtures.BROKER_RESOURCE,
-                "app_{}_{}".format(*fixtures.FORM_APP),  # Altinn registers every app as a resource
+                fixtures.FORM_APP_RESOURCE,
             ),
             clock=clock,
         )

@@ -34,10 +34,6 @@ def settings_file(world: World, **changes: Any) -> Path:
     return write_settings_file(world.workdir / ".sandbox" / "settings.yaml", document)
 
 
-#: The sandbox's form app (service 4713/1), a resource in Altinn's register like every app.
-FORM_APP_RESOURCE = "app_{}_{}".format(*fixtures.FORM_APP)
-
-
 async def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
     """Run one command; its exit code and what it printed (stdout, or stderr when it failed)."""
     capsys.readouterr()
@@ -70,7 +66,7 @@ async def test_register_shows_the_difference_and_applies_it_once(
     assert "updated" in out
     registered = world.fakes.system_register.systems[fixtures.SYSTEM_ID]
     values = {a["value"] for right in registered["rights"] for a in right["resource"]}
-    assert values == {fixtures.BROKER_RESOURCE, fixtures.CORRESPONDENCE_RESOURCE, FORM_APP_RESOURCE}
+    assert values == {fixtures.BROKER_RESOURCE, fixtures.CORRESPONDENCE_RESOURCE, fixtures.FORM_APP_RESOURCE}
     assert registered["clientId"] == [fixtures.CLIENT_ID]
 
     code, out = await run(capsys, "system", "register", "--config", config, "--apply", "--json")
@@ -130,7 +126,7 @@ async def test_request_status_approve_and_the_legacy_call_works(
     assert {a["value"] for r in stored.rights for a in r["resource"]} == {
         fixtures.BROKER_RESOURCE,
         fixtures.CORRESPONDENCE_RESOURCE,
-        FORM_APP_RESOURCE,
+        fixtures.FORM_APP_RESOURCE,
     }
     # Asking again answers the open request, not a second one.
     code, out = await run(capsys, "system", "request", "--config", config, "--all", "--json")
