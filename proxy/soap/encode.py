@@ -203,10 +203,12 @@ def _mtom(
         f'Content-Type: application/xop+xml;charset=utf-8;type="{version.media_type}"{crlf}{crlf}'
     ).encode("ascii")
     head += _serialize(envelope)
+    # The binary part names no Content-Transfer-Encoding (WCF wrote "binary"): zeep strips CR and LF
+    # from both ends of a part it is told is binary, so a file ending in a newline would arrive one
+    # byte short. Without the header every MTOM reader (WCF, CXF, zeep) takes the bytes as they are.
     head += (
         f"{crlf}--{boundary}{crlf}"
         f"Content-ID: <{part_id}>{crlf}"
-        f"Content-Transfer-Encoding: binary{crlf}"
         f"Content-Type: {reply.stream_content_type}{crlf}{crlf}"
     ).encode("ascii")
     tail = f"{crlf}--{boundary}--{crlf}".encode("ascii")
