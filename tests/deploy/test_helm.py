@@ -179,3 +179,26 @@ def test_a_wrong_rule_is_refused_by_the_operator_schemas() -> None:
     checked = _operator_problems([rule])
     assert checked.returncode == 1
     assert "for must match pattern" in checked.stdout
+
+
+@pytest.mark.parametrize(
+    ("kind", "path", "field"),
+    [
+        ("PrometheusRule", ("spec", "groups", 0, "rules", 0), "fro"),
+        ("PrometheusRule", ("spec", "groups", 0), "rule"),
+        ("ServiceMonitor", ("spec", "endpoints", 0), "intervall"),
+    ],
+)
+def test_an_unknown_field_is_refused_by_the_operator_types(
+    kind: str, path: tuple[Any, ...], field: str
+) -> None:
+    """A misspelt field passes the bundled schemas (the API server would prune it): the types name it."""
+    (item,) = of_kind(render(realistic_values()), kind)
+    target: Any = item
+    for step in path:
+        target = target[step]
+    target[field] = "5m"
+    checked = _operator_problems([item])
+    assert checked.returncode == 1
+    assert f"'\"{field}\"' does not exist in type" in checked.stdout, checked.stdout
+    assert checked.stdout.startswith(f"{kind} release-altinn-proxy: "), checked.stdout

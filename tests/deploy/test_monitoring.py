@@ -132,6 +132,7 @@ def test_dashboard_answers_the_operators_questions() -> None:
         "altinn_proxy_rest_errors_total",  # the legacy REST front
         "altinn_proxy_rest_untranslated_total",
         "altinn_proxy_legacy_calls_total",  # who still calls what
+        "altinn_proxy_onboarding_state",  # which customer organisation is not ready, and why
     }
 
 

@@ -2,8 +2,9 @@
 
 ``make deploy-tools`` installs them from the package registries (``.ci/run`` does so before the
 suite): the PyPI wheels ``helm-python-sdk`` (Helm's library: lint and render, no helm binary) and
-``kubernetes-validate`` (Kubernetes' own schemas, strict), the npm package
-``@kubernetes-models/prometheus-operator`` (the CRD schemas), and Debian's ``prometheus``
+``kubernetes-validate`` (Kubernetes' own schemas, strict), the npm packages
+``@kubernetes-models/prometheus-operator`` (the CRD schemas and types) and ``typescript`` (which
+checks rendered objects against those types, naming unknown fields), and Debian's ``prometheus``
 (``promtool``). Where one is missing its tests skip with the reason, except under ``CI=true``, where
 they fail: CI must never pass by skipping what it was meant to check.
 """
@@ -48,7 +49,12 @@ def promtool() -> str:
 def node_validator() -> tuple[str, Path]:
     """``(node, script)`` validating prometheus-operator objects (skips/fails when absent)."""
     node = shutil.which("node")
-    installed = (NODE_TOOLS / "node_modules" / "@kubernetes-models" / "prometheus-operator").is_dir()
-    require(node is not None and installed, "node with npm @kubernetes-models/prometheus-operator")
+    modules = NODE_TOOLS / "node_modules"
+    installed = (modules / "@kubernetes-models" / "prometheus-operator").is_dir() and (
+        modules / "typescript"
+    ).is_dir()
+    require(
+        node is not None and installed, "node with npm @kubernetes-models/prometheus-operator and typescript"
+    )
     assert node is not None
     return node, NODE_TOOLS / "validate.mjs"
