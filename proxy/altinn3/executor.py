@@ -206,7 +206,10 @@ async def _answer(request: PlanRequest, client: CallSender, store: StateStore, p
     if isinstance(request, CallBatch):
         return await _batch(request, client)
     if isinstance(request, AllocateId):
-        return await store.allocate_id(request.kind, request.guid, request.owner_org)
+        return await store.allocate_id(request.kind, request.guid, request.owner_org, request.parent)
+    if isinstance(request, ResolveId) and request.with_parent:
+        guid, parent = await store.resolve_id_with_parent(request.kind, request.legacy_id, request.owner_org)
+        return {"guid": guid, "parent": parent}
     if isinstance(request, ResolveId):
         return await store.resolve_id(request.kind, request.legacy_id, request.owner_org)
     if isinstance(request, ResolveIdAmong):

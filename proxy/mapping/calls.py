@@ -147,22 +147,31 @@ class Altinn3Response:
 
 @dataclass(frozen=True)
 class AllocateId:
-    """Ask the store for the legacy integer id of ``guid`` (allocating one the first time)."""
+    """Ask the store for the legacy integer id of ``guid`` (allocating one the first time).
+
+    ``parent`` (a GUID, e.g. a data element's instance) is recorded with the id when it has none.
+    """
 
     kind: str
     guid: str
     owner_org: str
     step: str = ""
+    parent: str | None = None
 
 
 @dataclass(frozen=True)
 class ResolveId:
-    """Ask the store for the GUID behind a legacy id; the store raises NotFound for another org's id."""
+    """Ask the store for the GUID behind a legacy id; the store raises NotFound for another org's id.
+
+    With ``with_parent`` the answer is ``{"guid": ..., "parent": ...}`` (``parent`` None if none was
+    recorded).
+    """
 
     kind: str
     legacy_id: int
     owner_org: str
     step: str = ""
+    with_parent: bool = False
 
 
 @dataclass(frozen=True)
@@ -292,12 +301,18 @@ PlanRequest = (
 class IdStore(Protocol):
     """The part of the state store the executor needs (the integrator adapts ``proxy.store``)."""
 
-    async def allocate_id(self, kind: str, guid: str, owner_org: str) -> int:
+    async def allocate_id(self, kind: str, guid: str, owner_org: str, parent: str | None = None) -> int:
         """The legacy id for ``guid`` owned by ``owner_org``; stable across calls and replicas."""
         ...
 
     async def resolve_id(self, kind: str, legacy_id: int, owner_org: str) -> str:
         """The GUID behind ``legacy_id``; raises ``proxy.errors.NotFound`` for unknown/foreign ids."""
+        ...
+
+    async def resolve_id_with_parent(
+        self, kind: str, legacy_id: int, owner_org: str
+    ) -> tuple[str, str | None]:
+        """``(guid, parent)`` behind ``legacy_id``; ``NotFound`` as :meth:`resolve_id`."""
         ...
 
 

@@ -507,6 +507,10 @@ def _compile_operation(
                 owner=None
                 if id_spec.owner is None
                 else _value(id_spec.owner, step_names, (*here, key, "owner")),
+                parent=None
+                if id_spec.parent is None
+                else _value(id_spec.parent, step_names, (*here, key, "parent")),
+                with_parent=id_spec.with_parent,
             )
         until = None
         if step.until is not None:

@@ -56,7 +56,10 @@ class DryRun:
         if isinstance(request, AllocateId):
             return self._ids.setdefault(request.guid, self.first_id + len(self._ids))
         if isinstance(request, ResolveId):
-            return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{request.kind}/{request.legacy_id}"))
+            resolved = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{request.kind}/{request.legacy_id}"))
+            if request.with_parent:
+                return {"guid": resolved, "parent": str(uuid.uuid5(uuid.NAMESPACE_URL, f"parent/{resolved}"))}
+            return resolved
         if isinstance(request, ResolveIdAmong):
             if not request.owner_orgs:
                 raise NotFound(f"no {request.kind} with id {request.legacy_id}")

@@ -225,6 +225,8 @@ class CompiledIdStep:
     kind: str
     value: Evaluate
     owner: Evaluate | None
+    parent: Evaluate | None = None
+    with_parent: bool = False
 
 
 @dataclass(frozen=True)
@@ -639,8 +641,9 @@ def _id_request(
     owner = identity.org if action.owner is None else str(action.owner(context))
     value = action.value(context)
     if action.allocate:
-        return AllocateId(action.kind, str(value), owner, step)
-    return ResolveId(action.kind, _legacy_id(value, f"{action.kind} id"), owner, step)
+        parent = None if action.parent is None else action.parent(context)
+        return AllocateId(action.kind, str(value), owner, step, None if parent is None else str(parent))
+    return ResolveId(action.kind, _legacy_id(value, f"{action.kind} id"), owner, step, action.with_parent)
 
 
 def _legacy_id(value: object, what: str) -> int:

@@ -237,6 +237,11 @@ class IdSpec(_Model):
     value: str
     #: Expression: the owning organisation; defaults to the identity's organisation.
     owner: str | None = None
+    #: ``allocate_id`` only, expression: the GUID the item belongs to (e.g. a data element's instance),
+    #: recorded with the id so that the id alone finds the item again.
+    parent: str | None = None
+    #: ``resolve_id`` only: the result is ``{guid, parent}`` instead of the GUID.
+    with_parent: bool = False
 
 
 class SaveReceiptSpec(_Model):
@@ -371,6 +376,10 @@ class StepSpec(_Model):
             raise ValueError("'foreach' is not allowed on 'save_receipt', 'peek' and 'value' steps")
         if self.foreach is not None and self.call is not None and self.call.response == "stream":
             raise ValueError("a 'foreach' call cannot stream its response")
+        if self.allocate_id is not None and self.allocate_id.with_parent:
+            raise ValueError("'with_parent' belongs to 'resolve_id'; 'allocate_id' records a 'parent'")
+        if self.resolve_id is not None and self.resolve_id.parent is not None:
+            raise ValueError("'parent' belongs to 'allocate_id'; 'resolve_id' reads it with 'with_parent'")
         return self
 
 

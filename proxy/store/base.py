@@ -3,7 +3,8 @@
 Invariants (both backends):
 
 * Id registry: ``(kind, guid, owner_org)`` is unique and maps to one legacy id for ever; a legacy id is
-  never reused (PostgreSQL: one sequence; SQLite: ``AUTOINCREMENT``). Every race between replicas is
+  never reused; a row's ``parent`` (the GUID of what the item belongs to, e.g. a data element's
+  instance), once set, never changes (PostgreSQL: one sequence; SQLite: ``AUTOINCREMENT``). Every race between replicas is
   decided by the database's unique constraint, never by Python state. Ids may have gaps (a lost race
   burns a sequence value); nothing depends on them being dense.
 * Id floor: :meth:`Store.migrate` moves the allocator (PostgreSQL: the sequence; SQLite: the
@@ -104,32 +105,46 @@ class Store(abc.ABC):
 
     # -- id registry -----------------------------------------------------------------------------
 
-    async def allocate_id(self, kind: str, guid: str, owner_org: str) -> int:
+    async def allocate_id(self, kind: str, guid: str, owner_org: str, parent: str | None = None) -> int:
         """The legacy integer id for ``guid`` of ``kind`` owned by ``owner_org``, allocated on first use.
 
         Idempotent: the same ``(kind, guid, owner_org)`` always gets the same positive 32-bit integer,
-        across calls, processes and replicas.
+        across calls, processes and replicas. ``parent`` (a GUID: what the item belongs to, such as a
+        data element's instance) is recorded with the id when it has none yet, so that
+        :meth:`resolve_id_with_parent` can find the item from its legacy id alone.
         """
-        return (await self.allocate_ids(kind, [guid], owner_org))[guid]
+        return (await self.allocate_ids(kind, [guid], owner_org, parent))[guid]
 
-    async def allocate_ids(self, kind: str, guids: Iterable[str], owner_org: str) -> dict[str, int]:
+    async def allocate_ids(
+        self, kind: str, guids: Iterable[str], owner_org: str, parent: str | None = None
+    ) -> dict[str, int]:
         """:meth:`allocate_id` for many GUIDs in one round trip; keys are the GUIDs as given."""
         check_kind(kind)
         owner_org = check_org(owner_org)
         canonical = {guid: canonical_guid(guid) for guid in guids}
         if not canonical:
             return {}
-        ids = await self._allocate(kind, owner_org, sorted(set(canonical.values())), self._now())
+        distinct = sorted(set(canonical.values()))
+        ids = await self._allocate(kind, owner_org, distinct, self._now())
+        if parent is not None:
+            await self._adopt(kind, owner_org, distinct, canonical_guid(parent))
         return {given: ids[canon] for given, canon in canonical.items()}
 
     async def resolve_id(self, kind: str, legacy_id: int, owner_org: str) -> str:
         """The GUID behind ``legacy_id``; ``NotFound`` if it does not exist *or* belongs to another org."""
+        return (await self.resolve_id_with_parent(kind, legacy_id, owner_org))[0]
+
+    async def resolve_id_with_parent(
+        self, kind: str, legacy_id: int, owner_org: str
+    ) -> tuple[str, str | None]:
+        """``(guid, parent)`` behind ``legacy_id`` (``parent`` None when none was recorded); ``NotFound``
+        exactly as :meth:`resolve_id`."""
         check_kind(kind)
         check_legacy_id(kind, legacy_id)
-        guid = await self._resolve(kind, legacy_id, check_org(owner_org))
-        if guid is None:
+        found = await self._resolve(kind, legacy_id, check_org(owner_org))
+        if found is None:
             raise not_found(kind, legacy_id)
-        return guid
+        return found
 
     async def resolve_id_among(self, kind: str, legacy_id: int, owner_orgs: Iterable[str]) -> tuple[str, str]:
         """``(guid, owner_org)`` of ``legacy_id`` when one of ``owner_orgs`` owns it, in one query.
@@ -295,7 +310,12 @@ class Store(abc.ABC):
         """Ids for canonical, sorted, distinct ``guids``, inserting the missing ones."""
 
     @abc.abstractmethod
-    async def _resolve(self, kind: str, legacy_id: int, owner_org: str) -> str | None: ...
+    async def _adopt(self, kind: str, owner_org: str, guids: list[str], parent: str) -> None:
+        """Record ``parent`` on those of the (allocated) ``guids`` that have none yet."""
+
+    @abc.abstractmethod
+    async def _resolve(self, kind: str, legacy_id: int, owner_org: str) -> tuple[str, str | None] | None:
+        """``(guid, parent)`` of the id, or None."""
 
     @abc.abstractmethod
     async def _resolve_among(

@@ -97,6 +97,11 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX memos_age ON memos (created_at)",
         ),
     ),
+    Migration(
+        3,
+        "id registry: the parent an id belongs to (a data element's instance)",
+        ("ALTER TABLE id_registry ADD COLUMN parent text",),
+    ),
 )
 check_sequence(MIGRATIONS)
 
@@ -248,15 +253,26 @@ class PostgresStore(Store):
                 raise StoreUnavailable(f"could not allocate legacy ids for {len(missing)} GUID(s); retry")
             return ids
 
-    async def _resolve(self, kind: str, legacy_id: int, owner_org: str) -> str | None:
+    async def _adopt(self, kind: str, owner_org: str, guids: list[str], parent: str) -> None:
         async with self._connection() as connection:
-            guid = await connection.fetchval(
-                "SELECT guid FROM id_registry WHERE legacy_id = $1 AND kind = $2 AND owner_org = $3",
+            await connection.execute(
+                "UPDATE id_registry SET parent = $4 "
+                "WHERE kind = $1 AND owner_org = $2 AND guid = ANY($3::text[]) AND parent IS NULL",
+                kind,
+                owner_org,
+                guids,
+                parent,
+            )
+
+    async def _resolve(self, kind: str, legacy_id: int, owner_org: str) -> tuple[str, str | None] | None:
+        async with self._connection() as connection:
+            row = await connection.fetchrow(
+                "SELECT guid, parent FROM id_registry WHERE legacy_id = $1 AND kind = $2 AND owner_org = $3",
                 legacy_id,
                 kind,
                 owner_org,
             )
-            return None if guid is None else str(guid)
+            return None if row is None else (str(row["guid"]), row["parent"])
 
     async def _resolve_among(
         self, kind: str, legacy_id: int, owner_orgs: list[str]

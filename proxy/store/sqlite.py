@@ -121,6 +121,11 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX memos_age ON memos (created_at)",
         ),
     ),
+    Migration(
+        3,
+        "id registry: the parent an id belongs to (a data element's instance)",
+        ("ALTER TABLE id_registry ADD COLUMN parent TEXT",),
+    ),
 )
 check_sequence(MIGRATIONS)
 
@@ -431,13 +436,26 @@ class SqliteStore(Store):
 
         return await self._worker.run(work, write=True)
 
-    async def _resolve(self, kind: str, legacy_id: int, owner_org: str) -> str | None:
-        def work(db: sqlite3.Connection) -> str | None:
+    async def _adopt(self, kind: str, owner_org: str, guids: list[str], parent: str) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            for start in range(0, len(guids), _IN_CHUNK):
+                chunk = guids[start : start + _IN_CHUNK]
+                marks = ", ".join("?" * len(chunk))
+                db.execute(
+                    "UPDATE id_registry SET parent = ? "  # noqa: S608
+                    f"WHERE kind = ? AND owner_org = ? AND guid IN ({marks}) AND parent IS NULL",
+                    (parent, kind, owner_org, *chunk),
+                )
+
+        await self._worker.run(work, write=True)
+
+    async def _resolve(self, kind: str, legacy_id: int, owner_org: str) -> tuple[str, str | None] | None:
+        def work(db: sqlite3.Connection) -> tuple[str, str | None] | None:
             row = db.execute(
-                "SELECT guid FROM id_registry WHERE legacy_id = ? AND kind = ? AND owner_org = ?",
+                "SELECT guid, parent FROM id_registry WHERE legacy_id = ? AND kind = ? AND owner_org = ?",
                 (legacy_id, kind, owner_org),
             ).fetchone()
-            return None if row is None else str(row[0])
+            return None if row is None else (str(row[0]), None if row[1] is None else str(row[1]))
 
         return await self._reader.run(work)
 

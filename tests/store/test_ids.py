@@ -117,3 +117,23 @@ async def test_invalid_input_is_refused_before_touching_the_database(
 ) -> None:
     with pytest.raises(InvalidField):
         await store.allocate_id(kind, item, org)
+
+
+async def test_an_id_with_a_parent_resolves_to_both_and_the_first_parent_stays(store: Store) -> None:
+    item, instance = guid(), guid()
+    legacy_id = await store.allocate_id("archive_attachment", item, ORG_A, parent=instance.upper())
+    assert await store.allocate_id("archive_attachment", item, ORG_A, parent=guid()) == legacy_id
+    assert await store.resolve_id_with_parent("archive_attachment", legacy_id, ORG_A) == (item, instance)
+    assert await store.resolve_id("archive_attachment", legacy_id, ORG_A) == item
+    with pytest.raises(NotFound):
+        await store.resolve_id_with_parent("archive_attachment", legacy_id, ORG_B)
+
+
+async def test_an_id_allocated_without_a_parent_gets_one_later(store: Store) -> None:
+    item, instance = guid(), guid()
+    legacy_id = await store.allocate_id("archive_attachment", item, ORG_A)
+    assert await store.resolve_id_with_parent("archive_attachment", legacy_id, ORG_A) == (item, None)
+    assert await store.allocate_ids("archive_attachment", [item], ORG_A, instance) == {item: legacy_id}
+    assert await store.resolve_id_with_parent("archive_attachment", legacy_id, ORG_A) == (item, instance)
+    with pytest.raises(InvalidField):
+        await store.allocate_id("archive_attachment", guid(), ORG_A, parent="not-a-guid")
