@@ -148,6 +148,25 @@ def pdf_element(instance: Mapping[str, Any], archive_reference: object) -> Mappi
     raise NotFound(f"There is no PDF of the form set with ArchiveReference {archive_reference}")
 
 
+def attachment_instance(resolved: Mapping[str, Any], attachment_id: object) -> str:
+    """The instance GUID an attachment id was listed under (its registry parent), or Altinn 2's fault."""
+    parent = resolved.get("parent")
+    if not parent:
+        raise NotFound(
+            f"Attachment {attachment_id} is not known with its form task: fetch the form task with "
+            "GetArchivedFormTaskBasicDQ again, then ask for the attachment"
+        )
+    return str(parent)
+
+
+def attachment_element(instance: Mapping[str, Any], guid: object, attachment_id: object) -> Mapping[str, Any]:
+    """The instance's data element ``guid``, or Altinn 2's fault when it no longer exists."""
+    for element in instance.get("data") or []:
+        if str(element.get("id", "")).lower() == str(guid).lower():
+            return dict(element)
+    raise NotFound(f"Attachment {attachment_id} no longer exists in its form task")
+
+
 def form_xml(data: bytes | None, include_namespace: object) -> str:
     """A form as XML text; without its namespaces unless ``include_namespace`` is true."""
     raw = data or b""
@@ -177,6 +196,8 @@ FILTERS = {
     "form_elements": form_elements,
     "attachment_elements": attachment_elements,
     "pdf_element": pdf_element,
+    "attachment_instance": attachment_instance,
+    "attachment_element": attachment_element,
     "form_xml": form_xml,
 }
 """The filters this module gives mapping expressions."""

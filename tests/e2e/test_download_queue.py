@@ -22,13 +22,11 @@ from tests.e2e.test_form_submission import ATTACHMENTS, FORM, submitted
 
 SERVICE_OWNER = ("demo-so", "demo-so-password")
 QUEUE = "/ArchiveExternal/DownloadQueueExternalBasic.svc"
+QUEUE_WSDL = "altinn2/DownloadQueueExternal/Basic/DownloadQueueExternalBasic.wsdl"
 
 
 def _queue(reference: Path, world: World) -> Any:
-    return legacy_client(
-        reference / "altinn2/DownloadQueueExternal/Basic/DownloadQueueExternalBasic.wsdl",
-        world.proxy_url + QUEUE,
-    )
+    return legacy_client(reference / QUEUE_WSDL, world.proxy_url + QUEUE)
 
 
 def _items(queue: Any, service_code: str | None = "4713") -> list[Any]:

@@ -252,6 +252,10 @@ CALLS: dict[str, tuple[tuple[str, str], Callable[[Any, tuple[str, str]], Any]]] 
         lambda s, c: s.SubmitFormTask(formTaskShipment=_unknown_form_service()),
     ),
     "DownloadQueueExternalBasic": (SERVICE_OWNER, lambda s, c: s.GetDownloadQueueItems(*c, "4713")),
+    "ServiceOwnerArchiveExternalStreamedBasic": (
+        SERVICE_OWNER,
+        lambda s, c: _fault(lambda: s.GetAttachmentDataStreamedBasic(*c, UNKNOWN_ID)),
+    ),
 }
 
 
@@ -289,6 +293,7 @@ async def test_a_client_of_the_served_wsdl_calls_every_service_on_every_binding(
     for service in ("ReceiptAgencyExternalBasic", "ReceiptExternalBasic", "ReceiptExternal"):
         assert answers[service] == "30008"
     assert list(answers["DownloadQueueExternalBasic"] or []) == []
+    assert answers["ServiceOwnerArchiveExternalStreamedBasic"] == "30002"
     for service in ("IntermediaryInboundBasic", "IntermediaryInbound"):
         assert answers[service].ReceiptStatusCode == "Rejected"
         assert answers[service].ReceiptText.startswith("Not A Valid Service")
