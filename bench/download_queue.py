@@ -33,7 +33,7 @@ import aiohttp
 import yaml
 from aiohttp import web
 
-from bench.streaming import CHUNK, _chunks, _free_port, _memory, _size, _wait_http
+from bench.streaming import CHUNK, _chunks, _free_port, _memory, _size, _wait_http, source
 
 NS = "http://www.altinn.no/services/Archive/DownloadQueue/2012/08"
 QUEUE = "/ArchiveExternal/DownloadQueueExternalBasic.svc"
@@ -96,16 +96,7 @@ async def _run_fakes(workdir: Path, count: int, attachment: int) -> None:
 
 
 async def _source() -> str:
-    """A server of ``size`` bytes at ``/source`` for the plain copy's baseline; its base URL."""
-
-    async def source(request: web.Request) -> web.StreamResponse:
-        size = int(request.query["size"])
-        response = web.StreamResponse(headers={"Content-Length": str(size)})
-        await response.prepare(request)
-        async for chunk in _chunks(size):
-            await response.write(chunk)
-        return response
-
+    """A server of ``bench.streaming.source`` at ``/source`` for the plain copy's baseline; its URL."""
     app = web.Application()
     app.router.add_get("/source", source)
     runner = web.AppRunner(app, access_log=None)

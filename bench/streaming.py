@@ -70,6 +70,16 @@ async def _chunks(size: int) -> AsyncIterator[bytes]:
         yield piece
 
 
+async def source(request: web.Request) -> web.StreamResponse:
+    """``?size=N``: N bytes of :func:`_chunks`, the baseline's upstream download."""
+    size = int(request.query["size"])
+    response = web.StreamResponse(headers={"Content-Length": str(size)})
+    await response.prepare(request)
+    async for chunk in _chunks(size):
+        await response.write(chunk)
+    return response
+
+
 # -- child: fakes ----------------------------------------------------------------------------------
 
 
@@ -89,14 +99,6 @@ async def _run_fakes(workdir: Path) -> None:
         stored = await files.receive(transfer_id, request.content.iter_chunked(CHUNK), limit=1 << 40)
         await files.remove(transfer_id)
         return web.json_response({"received": stored.size})
-
-    async def source(request: web.Request) -> web.StreamResponse:
-        size = int(request.query["size"])
-        response = web.StreamResponse(headers={"Content-Length": str(size)})
-        await response.prepare(request)
-        async for chunk in _chunks(size):
-            await response.write(chunk)
-        return response
 
     app = web.Application(client_max_size=1 << 40)
     app.router.add_post("/sink", sink)
