@@ -232,3 +232,26 @@ def test_loading_a_broken_directory_raises_configuration_error(tmp_path: Path) -
     _write(tmp_path, MINIMAL.replace("      scopes:", "      scopez:"))
     with pytest.raises(ConfigurationError, match="scopez"):
         load_mapping_set(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("step", "message"),
+    [
+        (
+            'resolve_id: {kind: receipt, value: "1", parent: "{{ fields.text }}"}',
+            "'parent' belongs to 'allocate_id'",
+        ),
+        (
+            'allocate_id: {kind: receipt, value: "{{ fields.text }}", with_parent: true}',
+            "'with_parent' belongs to",
+        ),
+    ],
+    ids=["parent-on-resolve", "with-parent-on-allocate"],
+)
+def test_an_id_parent_is_recorded_on_allocation_and_read_on_resolution(
+    tmp_path: Path, step: str, message: str
+) -> None:
+    text = MINIMAL.replace("    steps:\n", f"    steps:\n      - name: ids\n        {step}\n", 1)
+    _write(tmp_path, text)
+    problems = check(tmp_path)
+    assert [p for p in problems if message in p.message], problems
