@@ -3,10 +3,10 @@
 Invariants (both backends):
 
 * Id registry: ``(kind, guid, owner_org)`` is unique and maps to one legacy id for ever; a legacy id is
-  never reused; a row's ``parent`` (the GUID of what the item belongs to, e.g. a data element's
-  instance), once set, never changes (PostgreSQL: one sequence; SQLite: ``AUTOINCREMENT``). Every race between replicas is
+  never reused (PostgreSQL: one sequence; SQLite: ``AUTOINCREMENT``). Every race between replicas is
   decided by the database's unique constraint, never by Python state. Ids may have gaps (a lost race
-  burns a sequence value); nothing depends on them being dense.
+  burns a sequence value); nothing depends on them being dense. An id's ``parent`` (the GUID of what
+  the item belongs to, e.g. a data element's instance), once recorded, never changes.
 * Id floor: :meth:`Store.migrate` moves the allocator (PostgreSQL: the sequence; SQLite: the
   ``AUTOINCREMENT`` counter) up to ``options.first_legacy_id`` when it is below, and never down, so
   no id below the floor is allocated after that and a lowered floor reuses nothing.
@@ -118,7 +118,8 @@ class Store(abc.ABC):
     async def allocate_ids(
         self, kind: str, guids: Iterable[str], owner_org: str, parent: str | None = None
     ) -> dict[str, int]:
-        """:meth:`allocate_id` for many GUIDs in one round trip; keys are the GUIDs as given."""
+        """:meth:`allocate_id` for many GUIDs in one round trip (two with a ``parent``); keys are the GUIDs
+        as given."""
         check_kind(kind)
         owner_org = check_org(owner_org)
         canonical = {guid: canonical_guid(guid) for guid in guids}

@@ -437,14 +437,29 @@ class SqliteStore(Store):
         return await self._worker.run(work, write=True)
 
     async def _adopt(self, kind: str, owner_org: str, guids: list[str], parent: str) -> None:
-        def work(db: sqlite3.Connection) -> None:
+        def orphans(db: sqlite3.Connection) -> list[str]:
+            found: list[str] = []
             for start in range(0, len(guids), _IN_CHUNK):
                 chunk = guids[start : start + _IN_CHUNK]
                 marks = ", ".join("?" * len(chunk))
-                db.execute(
-                    "UPDATE id_registry SET parent = ? "  # noqa: S608
+                rows = db.execute(
+                    "SELECT guid FROM id_registry "  # noqa: S608
                     f"WHERE kind = ? AND owner_org = ? AND guid IN ({marks}) AND parent IS NULL",
-                    (parent, kind, owner_org, *chunk),
+                    (kind, owner_org, *chunk),
+                ).fetchall()
+                found += [str(row[0]) for row in rows]
+            return found
+
+        # The usual case (listed before, parent known) is a read on the loop's connection, no write.
+        if not await self._reader.run(orphans):
+            return
+
+        def work(db: sqlite3.Connection) -> None:
+            for guid in orphans(db):
+                db.execute(
+                    "UPDATE id_registry SET parent = ? "
+                    "WHERE kind = ? AND owner_org = ? AND guid = ? AND parent IS NULL",
+                    (parent, kind, owner_org, guid),
                 )
 
         await self._worker.run(work, write=True)
