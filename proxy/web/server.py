@@ -3,7 +3,8 @@
 On SIGTERM the process first reports not-ready (``/readyz`` 503) while still accepting requests for
 ``drain_delay`` seconds, so the load balancer stops sending; then it stops listening and lets
 in-flight requests finish for up to ``drain`` seconds; then it releases its resources and returns.
-SIGINT (Ctrl-C) skips the delay, and a second signal during the delay ends it.
+SIGINT (Ctrl-C) skips the delay, and a second signal during the delay ends it; signals during the
+drain itself are ignored.
 
 With ``listen.tls`` the proxy terminates TLS itself (:func:`tls_context`). Client certificates are
 requested, and their chain is checked against the client CA during the handshake; their *dates* are
@@ -187,8 +188,10 @@ async def serve(
             with contextlib.suppress(TimeoutError):  # a second signal ends the delay early
                 await asyncio.wait_for(stop.wait(), config.drain_delay)
     finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(signum)
+        # Signals during the drain change nothing (it is bounded by ``drain``): one that killed the
+        # process would cut off the requests it is finishing.
         await runner.cleanup()
         await metrics_runner.cleanup()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
         log.info("stopped")

@@ -17,7 +17,9 @@ Invariants:
   container runtime would do it, and no orphan keeps serving a port nobody manages.
 * SIGTERM (or SIGINT) to the supervisor is passed to every worker, which drains as a single process
   would (``/readyz`` 503 for ``drain_delay``, then in-flight requests finish); the supervisor exits
-  once they all have, with 0 only when every worker exited with 0.
+  once they all have, with 0 only when every worker exited with 0. A later signal is passed on too,
+  so a second one ends the workers' drain delay as it would a single process's (a worker ignores
+  signals once its drain has begun).
 * A worker that exits while the supervisor is not stopping is started again on the same socket; one
   that fails before it ever listened (bad settings, unreachable store) stops the whole supervisor,
   so a broken configuration is an error, not a restart loop.
@@ -169,7 +171,7 @@ class Supervisor:
             stdout=asyncio.subprocess.PIPE,
             pass_fds=(worker.listener.fileno(),),
             # Its own session: a terminal's Ctrl-C (or a signal to the whole group) reaches the
-            # supervisor only, which passes it on once; a second SIGTERM would kill a draining worker.
+            # supervisor only, which passes each signal on once.
             start_new_session=True,
         )
         worker.process = process
@@ -199,15 +201,20 @@ class Supervisor:
             await self.start(worker)
             log.info("worker.restarted", worker=worker.index, pid=worker.process.pid)
 
+    def signal_workers(self, signum: int) -> list[asyncio.subprocess.Process]:
+        """Send ``signum`` to every running worker; their processes."""
+        running = [w.process for w in self.workers if w.process is not None and w.process.returncode is None]
+        for process in running:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signum)
+        return running
+
     async def stop(self, signum: int) -> int:
         """Pass ``signum`` to every worker, wait for them to drain; 0 when every one exited with 0."""
         self.stopping = True
         for worker in self.workers:
             worker.listener.close()  # once the worker closes its copy too, new connections are refused
-        running = [w.process for w in self.workers if w.process is not None and w.process.returncode is None]
-        for process in running:
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signum)
+        running = self.signal_workers(signum)
         deadline = self.spec.drain_budget + STOP_GRACE_SECONDS
         try:
             codes = await asyncio.wait_for(asyncio.gather(*(p.wait() for p in running)), deadline)
@@ -298,6 +305,8 @@ async def supervise(spec: WorkerSpec, *, on_listening: Callable[[int, int], None
         def on_signal(signum: int) -> None:
             if not received.done():
                 received.set_result(signum)
+            elif supervisor.stopping:
+                supervisor.signal_workers(signum)
 
         for handled in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(handled, on_signal, handled)
