@@ -71,6 +71,8 @@ class FakeMaskinporten:
     tokens_issued: deque[str] = field(default_factory=lambda: deque(maxlen=2000), repr=False)
     #: While set, the token endpoint answers this HTTP status (an outage, e.g. 503) to every grant.
     outage_status: int | None = None
+    #: Grants answered with ``outage_status``.
+    outage_answers: int = 0
     _used_jti: dict[str, float] = field(default_factory=dict, repr=False)
     _holds: dict[str | None, asyncio.Event] = field(default_factory=dict, repr=False)
 
@@ -194,6 +196,7 @@ async def _token(request: web.Request) -> web.Response:
     _bind_issuer(fake, request)
     if fake.outage_status is not None:
         await request.read()
+        fake.outage_answers += 1
         return web.json_response({"error": "server_error"}, status=fake.outage_status)
     if request.content_type != "application/x-www-form-urlencoded":
         return _refuse(fake, GrantRejected("invalid_request", None, "Content-Type must be form-encoded"))

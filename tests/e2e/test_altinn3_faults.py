@@ -93,8 +93,11 @@ async def faulty_deployment(
     reference: os.PathLike[str],
     log_level: str = "info",
     limits: dict[str, float] | None = None,
+    sections: dict[str, dict[str, Any]] | None = None,
 ) -> AsyncIterator[Faulty]:
     """Fakes, chaos and one proxy process whose deadlines are short enough for a test.
+
+    ``sections`` are merged into the settings document's sections of those names.
 
     On the way out: no upstream request open, no temporary file, ready, and no secret in any log
     line or metric (the scan of :mod:`tests.e2e.leaks`).
@@ -116,6 +119,8 @@ async def faulty_deployment(
             "breaker_failures": BREAKER_FAILURES,
             "breaker_reset_seconds": 1.0,
         }
+        for section, values in (sections or {}).items():
+            document.setdefault(section, {}).update(values)
         config = tmp_path / "settings.yaml"
         await asyncio.to_thread(config.write_text, yaml.safe_dump(document, sort_keys=False))
         tmpdir = tmp_path / "proxy-tmp"
