@@ -10,7 +10,9 @@ prefix); each fault applies to its next ``times`` matching requests. What it doe
   upload) or, for a request without a body, of the *answer* body (a download).
 
 Every request is recorded, and ``open_requests`` counts handlers still running: once the proxy
-has answered its caller, none of its upstream requests may still be open.
+has answered its caller, none of its upstream requests may still be open. ``close_connections``
+closes the proxy's idle keep-alive connections from this side, after which the proxy must hold no
+socket to us at all (``tests/e2e/proc_sockets.py`` counts them).
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ class Chaos:
         self.requests: list[tuple[str, str]] = []
         self.faulted: list[tuple[str, str, str]] = []
         self.open_requests = 0
+        #: The server once it runs (its connections are the proxy's upstream connections).
+        self.server: web.Server | None = None
         #: Set while no request is open.
         self.idle = asyncio.Event()
         self.idle.set()
@@ -59,6 +63,12 @@ class Chaos:
     def inject(self, fault: Fault) -> None:
         """Queue ``fault``."""
         self.faults.append(fault)
+
+    def close_connections(self) -> None:
+        """Close every connection to us once its request is done (idle keep-alives at once)."""
+        assert self.server is not None
+        for connection in list(self.server.connections):
+            connection.close()
 
     def count(self, method: str, path: str) -> int:
         """How many requests with ``method`` and a path starting with ``path`` arrived."""
@@ -177,6 +187,7 @@ async def serve_chaos(target: str) -> AsyncIterator[tuple[Chaos, str]]:
         app.router.add_route("*", "/{tail:.*}", chaos.handle)
         runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
         await runner.setup()
+        chaos.server = runner.server
         try:
             site = web.TCPSite(runner, "127.0.0.1", 0)
             await site.start()

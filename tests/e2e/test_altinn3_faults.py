@@ -11,8 +11,10 @@ legacy callers are zeep clients built from the original WSDLs. What must hold:
 * a connection cut in the middle of a broker upload is a fault (as in Altinn 3, that transfer is
   spent and a new one must be initiated), in the middle of a download the legacy client sees a
   broken answer, never a short file;
-* afterwards no upstream request is still open, the proxy's temporary folder is empty, the proxy is
-  healthy, and no log line or metric holds a secret.
+* afterwards no upstream request is still open; once the upstream closes its idle keep-alive
+  connections the proxy holds no socket to it (counted in ``/proc``: none left half-closed); the
+  proxy's temporary folder is empty and it holds no file open there, not even an unlinked one; it
+  is healthy, and no log line or metric holds a secret.
 
 Nothing here waits on a clock: the proxy's own deadlines end each fault, and the test only waits
 for what the proxy does (a breaker closing is polled without a time limit of its own).
@@ -41,9 +43,10 @@ from proxy.sandbox.world import (
     start_fakes,
     write_sandbox_files,
 )
-from tests.e2e.chaos import Chaos, Fault, serve_chaos
+from tests.e2e.chaos import Chaos, Fault, serve_chaos, until
 from tests.e2e.conftest import fault_fields, legacy_client
 from tests.e2e.leaks import known_secrets, leaks
+from tests.e2e.proc_sockets import open_files_under, tcp_sockets_to
 from tests.e2e.test_broker import BASIC, RECIPIENT, SENDER, STREAMED, _available, _initiate, _upload, _wsdls
 from tests.foundation.process import ProxyProcess, start_proxy
 
@@ -99,8 +102,9 @@ async def faulty_deployment(
 
     ``sections`` are merged into the settings document's sections of those names.
 
-    On the way out: no upstream request open, no temporary file, ready, and no secret in any log
-    line or metric (the scan of :mod:`tests.e2e.leaks`).
+    On the way out: no upstream request open and, once the upstream has closed its side, no socket
+    to it; no temporary file, open or not; ready; and no secret in any log line or metric (the scan
+    of :mod:`tests.e2e.leaks`).
     """
     async with (
         start_fakes(tmp_path, observer=observer, keys=keys) as fakes,
@@ -136,10 +140,23 @@ async def faulty_deployment(
             yield faulty
             await faulty.settle()
             assert list(tmpdir.iterdir()) == [], "a temporary file was left behind"
+            assert open_files_under(proxy.process.pid, tmpdir) == [], "a temporary file is still open"
+            await _no_upstream_socket_left(faulty, chaos_url)
             await _assert_healthy_and_no_secret(faulty)
         finally:
             if proxy.process.returncode is None:
                 assert await proxy.terminate() == 0
+
+
+async def _no_upstream_socket_left(faulty: Faulty, chaos_url: str) -> None:
+    """Close the upstream's side of every idle connection; wait until the proxy holds none either.
+
+    A connection the proxy lost track of (a response never released) would stay half-closed
+    (CLOSE_WAIT) in the proxy for good, and this would wait until the test's timeout.
+    """
+    pid, port = faulty.proxy.process.pid, int(chaos_url.rsplit(":", 1)[1])
+    faulty.chaos.close_connections()
+    await until(lambda: tcp_sockets_to(pid, port) == [])
 
 
 async def _assert_healthy_and_no_secret(faulty: Faulty) -> None:
