@@ -7,9 +7,17 @@ then calls are started at half that rate for ``--minutes``: mostly correspondenc
 receipt reads and, every few seconds, a streamed broker round trip (initiate, MTOM upload,
 download, confirm) through zeep clients built from the proxy's own WSDLs. Every ``--every``
 seconds it prints the proxy's RSS, open file descriptors and database connections, and at the end
-one JSON summary (first, last and highest of each; calls, failures, p50/p99).
+one JSON summary: calls, failures, p50/p99, a table per minute (RSS, fds, database connections,
+calls waiting, load average) and a verdict on flatness: after ``--warmup-minutes`` the RSS may grow
+by at most ``--flat-mib`` (the least-squares slope over the rest of the run, times its length), the
+median of the open fds not beyond their warm-up high plus a small slack (each call waiting holds a
+connection), and the database connections not beyond their warm-up high.
 
-    python -m bench.soak [--minutes 10] [--store postgres|sqlite] [--every 10]
+    python -m bench.soak [--minutes 10] [--store postgres|sqlite] [--every 10] [--trace-memory FILE]
+
+``--trace-memory FILE`` runs the proxy under :mod:`bench.memtrace`, which writes malloc and gc
+figures and the object types that grew to FILE each minute, to tell a leak from warm-up (for
+allocation sites, run ``bench.memtrace`` with frames > 0 by hand: it slows the proxy down).
 """
 
 from __future__ import annotations
@@ -45,6 +53,10 @@ STREAMED = "/ServiceEngineExternal/BrokerServiceExternalBasicStreamed.svc"
 SENDER = ("demo-eus", "demo-eus-password", "310000019")
 RECIPIENT = ("demo-eus2", "demo-eus2-password", "310000027")
 TIMEOUT = aiohttp.ClientTimeout(total=60)
+#: How long the proxy may take to listen (slow under --trace-memory on a busy machine).
+STARTUP_SECONDS = 300
+#: Open file descriptors beyond the warm-up's highest that still count as flat (callers come and go).
+FD_SLACK = 16
 _RECEIPT_ID = re.compile(r"<(?:\w+:)?ReceiptId>(\d+)<")
 
 
@@ -81,7 +93,7 @@ async def _post(session: aiohttp.ClientSession, url: str, call: tuple[str, bytes
     return text
 
 
-def _broker_round_trip(base: str, payload: bytes) -> None:
+def _broker_round_trip(base: str, payload: bytes) -> str:
     """Initiate, upload (MTOM), download and confirm one file through the proxy's own WSDLs."""
     import zeep
     from zeep.transports import Transport
@@ -143,19 +155,27 @@ class Proxy:
 
 
 @contextlib.asynccontextmanager
-async def _proxy(config: Path) -> AsyncIterator[Proxy]:
+async def serve_proxy(config: Path, trace_memory: str | None = None) -> AsyncIterator[Proxy]:
+    """``altinn-proxy serve --config CONFIG`` (under :mod:`bench.memtrace` given a file); stopped after."""
+    launcher = ["proxy.cli"] if trace_memory is None else ["bench.memtrace", trace_memory, "60", "0", "--"]
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "proxy.cli", "serve", "--config", str(config),
+        sys.executable, "-m", *launcher, "serve", "--config", str(config),
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert process.stderr is not None
     port = 0
-    while not port:
-        line = await asyncio.wait_for(process.stderr.readline(), 60)
-        if not line:
-            raise RuntimeError("the proxy exited before listening")
-        with contextlib.suppress(ValueError):
-            port = int(json.loads(line).get("port") or 0)
+    try:
+        while not port:
+            line = await asyncio.wait_for(process.stderr.readline(), STARTUP_SECONDS)
+            if not line:
+                raise RuntimeError("the proxy exited before listening")
+            with contextlib.suppress(ValueError):
+                port = int(json.loads(line).get("port") or 0)
+    except BaseException:
+        if process.returncode is None:
+            process.kill()
+        await process.wait()
+        raise
     drain = asyncio.create_task(_discard(process.stderr))
     try:
         yield Proxy(process, port)
@@ -212,19 +232,28 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
     """Run the probe and the soak; the summary."""
     workdir = Path(tempfile.mkdtemp(prefix="altinn-proxy-soak-"))
     async with start_fakes(workdir) as fakes, _database(args.store, args.admin_dsn, workdir) as (url, db):
-        config = await _settings(fakes, workdir, url)
-        async with _proxy(config) as proxy, aiohttp.ClientSession(timeout=TIMEOUT) as session:
+        config = await write_settings(fakes, workdir, url)
+        async with (
+            serve_proxy(config, args.trace_memory) as proxy,
+            aiohttp.ClientSession(timeout=TIMEOUT) as session,
+        ):
             capacity = await _probe(session, proxy.base, args.probe_seconds, args.probe_concurrency)
             rate = args.rate or capacity / 2
             print(json.dumps({"capacity_per_s": round(capacity, 1), "soak_rate_per_s": round(rate, 1)}))
             return await _run(args, fakes, proxy, session, rate, db) | {"capacity_per_s": round(capacity, 1)}
 
 
-async def _settings(fakes: Fakes, workdir: Path, url: str) -> Path:
+async def write_settings(
+    fakes: Fakes, workdir: Path, url: str, sections: dict[str, dict[str, Any]] | None = None
+) -> Path:
+    """The sandbox settings for the fakes, with the store at ``url``, JSON logs and ``sections``
+    merged in; their path."""
     await asyncio.to_thread(write_sandbox_files, workdir, fakes.keys)
     document = sandbox_settings_document(fakes, workdir, port=0)
     document["store"] = {"url": url}
     document["logging"] = {"format": "json", "level": "info"}  # "listening" is an info line
+    for section, values in (sections or {}).items():
+        document.setdefault(section, {}).update(values)
     config = workdir / "settings.yaml"
     config.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
     return config
@@ -236,7 +265,7 @@ async def _run(
     latencies: list[float] = []
     failures: list[str] = []
     receipts: list[str] = []
-    samples: list[dict[str, int]] = []
+    samples: list[dict[str, Any]] = []
     tasks: set[asyncio.Task[None]] = set()
     payload = os.urandom(args.file_kib * 1024)
     broker_due = 0.0
@@ -247,7 +276,7 @@ async def _run(
             await call
             latencies.append(time.monotonic() - started)
         except Exception as error:  # counted, and the soak goes on
-            failures.append(f"{kind}: {error!s:.200}")
+            failures.append(f"{kind}: {error!s:.600}")
 
     async def send() -> None:
         text = await _post(session, proxy.base + AGENCY, _insert(f"soak-{uuid.uuid4()}"))
@@ -266,10 +295,12 @@ async def _run(
     async def sampler() -> None:
         while True:
             rss, fds = proxy.sample()
-            sample = {"t": round(time.monotonic() - begin), "rss_kib": rss, "fds": fds}
+            sample: dict[str, Any] = {"t": round(time.monotonic() - begin), "rss_kib": rss, "fds": fds}
             if db is not None:
                 sample["db_connections"] = await db()
             sample["open_calls"] = len(tasks)
+            sample["done_calls"] = len(latencies) + len(failures)
+            sample["load_1m"] = os.getloadavg()[0]
             samples.append(sample)
             print(json.dumps(sample), flush=True)
             await asyncio.sleep(args.every)
@@ -294,11 +325,6 @@ async def _run(
     with contextlib.suppress(asyncio.CancelledError):
         await watcher
     ordered = sorted(latencies)
-
-    def spread(key: str) -> dict[str, int]:
-        values = [s[key] for s in samples if key in s]
-        return {"first": values[0], "last": values[-1], "max": max(values)} if values else {}
-
     return {
         "minutes": args.minutes,
         "rate_per_s": round(rate, 1),
@@ -307,10 +333,69 @@ async def _run(
         "first_failures": failures[:5],
         "p50_ms": round(statistics.median(ordered) * 1000, 1) if ordered else None,
         "p99_ms": round(ordered[int(len(ordered) * 0.99)] * 1000, 1) if ordered else None,
-        "rss_kib": spread("rss_kib"),
-        "fds": spread("fds"),
-        "db_connections": spread("db_connections"),
+        "per_minute": per_minute(samples),
+        "flat": flatness(samples, args.warmup_minutes * 60, args.flat_mib),
     }
+
+
+def per_minute(samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The last sample of each minute: RSS in MiB, fds, DB connections, calls waiting, load average."""
+    last: dict[int, dict[str, Any]] = {}
+    for sample in samples:
+        last[int(sample["t"] // 60)] = sample
+    return [
+        {
+            "minute": minute,
+            "rss_mib": round(sample["rss_kib"] / 1024, 1),
+            "fds": sample["fds"],
+            "db_connections": sample.get("db_connections"),
+            "calls_done": sample["done_calls"],
+            "calls_waiting": sample["open_calls"],
+            "load_1m": round(sample["load_1m"], 1),
+        }
+        for minute, sample in sorted(last.items())
+    ]
+
+
+def _slope(points: list[tuple[float, float]]) -> float:
+    """Least-squares slope of ``(x, y)`` points (0 for fewer than two)."""
+    if len(points) < 2:
+        return 0.0
+    mean_x = statistics.fmean(x for x, _ in points)
+    mean_y = statistics.fmean(y for _, y in points)
+    spread = sum((x - mean_x) ** 2 for x, _ in points)
+    return sum((x - mean_x) * (y - mean_y) for x, y in points) / spread if spread else 0.0
+
+
+def flatness(samples: list[dict[str, Any]], warmup_seconds: float, flat_mib: float) -> dict[str, Any]:
+    """Whether RSS, fds and DB connections stayed flat after the warm-up (see the module doc)."""
+    warm = [s for s in samples if s["t"] <= warmup_seconds]
+    after = [s for s in samples if s["t"] > warmup_seconds]
+    if not warm or len(after) < 2:
+        return {"judged": False, "why": "too few samples after the warm-up"}
+    rss = [(s["t"] / 60, s["rss_kib"] / 1024) for s in after]
+    slope = _slope(rss)
+    growth = slope * (rss[-1][0] - rss[0][0])
+    fds_high = max(s["fds"] for s in warm)
+    fds = [s["fds"] for s in after]  # each waiting call holds a connection: judged by the median
+    verdict: dict[str, Any] = {
+        "judged": True,
+        "warmup_minutes": round(warmup_seconds / 60, 1),
+        "rss_mib_at_warmup_end": round(warm[-1]["rss_kib"] / 1024, 1),
+        "rss_mib_last": round(after[-1]["rss_kib"] / 1024, 1),
+        "rss_mib_max_after_warmup": round(max(y for _, y in rss), 1),
+        "rss_mib_per_minute_after_warmup": round(slope, 2),
+        "rss_flat": growth <= flat_mib,
+        "fds_warmup_max": fds_high,
+        "fds_median_after_warmup": statistics.median(fds),
+        "fds_max_after_warmup": max(fds),
+        "fds_flat": statistics.median(fds) <= fds_high + FD_SLACK,
+    }
+    if "db_connections" in samples[0]:
+        db_high = max(s["db_connections"] for s in warm)
+        verdict["db_connections_max_after_warmup"] = max(s["db_connections"] for s in after)
+        verdict["db_flat"] = verdict["db_connections_max_after_warmup"] <= db_high
+    return verdict
 
 
 def main() -> None:
@@ -325,6 +410,11 @@ def main() -> None:
     parser.add_argument("--probe-concurrency", type=int, default=16)
     parser.add_argument("--broker-every", type=float, default=5.0, help="seconds between broker round trips")
     parser.add_argument("--file-kib", type=int, default=512)
+    parser.add_argument("--warmup-minutes", type=float, default=3.0, help="not judged for flatness")
+    parser.add_argument(
+        "--flat-mib", type=float, default=16.0, help="RSS growth after the warm-up still called flat"
+    )
+    parser.add_argument("--trace-memory", metavar="FILE", help="trace the proxy's memory (bench.memtrace)")
     summary = asyncio.run(soak(parser.parse_args()))
     print(json.dumps({"summary": summary}, indent=2))
 
