@@ -20,6 +20,7 @@ from __future__ import annotations
 import collections
 import ctypes
 import ctypes.util
+import functools
 import gc
 import json
 import sys
@@ -50,15 +51,22 @@ class _MallInfo2(ctypes.Structure):
     ]
 
 
+@functools.cache
+def _libc() -> Any:
+    """glibc, when it offers ``mallinfo2`` (else None)."""
+    name = ctypes.util.find_library("c")
+    libc = ctypes.CDLL(name) if name is not None else None
+    if libc is None or not hasattr(libc, "mallinfo2"):
+        return None
+    libc.mallinfo2.restype = _MallInfo2
+    return libc
+
+
 def _mallinfo() -> dict[str, int]:
     """glibc's view: bytes taken from the system (heap + mmapped) and bytes handed out."""
-    name = ctypes.util.find_library("c")
-    if name is None:
+    libc = _libc()
+    if libc is None:
         return {}
-    libc = ctypes.CDLL(name)
-    if not hasattr(libc, "mallinfo2"):
-        return {}
-    libc.mallinfo2.restype = _MallInfo2
     info = libc.mallinfo2()
     return {
         "malloc_system_kib": (info.arena + info.hblkhd) // 1024,
