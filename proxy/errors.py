@@ -309,14 +309,24 @@ def upstream_cause(error: BaseException) -> UpstreamError | TokenError | None:
     return None
 
 
-def for_legacy_caller(error: ProxyError, cause: UpstreamError | TokenError, request_id: str) -> ProxyError:
-    """``error`` as a legacy caller may see it: no client id, key id, URL or upstream wording.
+def for_legacy_caller(error: ProxyError, request_id: str) -> ProxyError:
+    """``error`` as a legacy caller may see it: no client id, key id, URL, store address or upstream wording.
 
-    Upstream and token messages are written for the operator (they name the Maskinporten client,
-    its key, Altinn's own detail). A legacy caller gets the fault table's message (or a plain one
-    when no rule matched) and, as extended message, only the status and errorCode to quote, with
-    the request id under which the operator's log line holds the rest.
+    Upstream, token and store messages are written for the operator (they name the Maskinporten
+    client, its key, Altinn's own detail, the database). A legacy caller gets the fault table's
+    message (or a plain one when no rule matched) and, as extended message, only what it can quote
+    (status and errorCode), with the request id under which the operator's log line holds the rest.
+    Every other error is returned as it is.
     """
+    cause = upstream_cause(error)
+    if cause is None:
+        if not isinstance(error, StoreUnavailable):
+            return error
+        return _restated(
+            error,
+            "The proxy's state store is not available right now; retry later",
+            f"the proxy's operator has the details under ErrorGuid {request_id}",
+        )
     if isinstance(cause, TokenError):
         said = (
             f"token refused ({cause.code})" if isinstance(cause, TokenRefused) and cause.code else "no token"
@@ -325,7 +335,6 @@ def for_legacy_caller(error: ProxyError, cause: UpstreamError | TokenError, requ
         said = f"HTTP {cause.status}" if cause.status is not None else "no answer"
         if cause.error_code:
             said += f", errorCode {cause.error_code}"
-    extended = f"Altinn 3: {said}; the proxy's operator has the details under ErrorGuid {request_id}"
     message = error.message
     if error is cause:
         message = (
@@ -335,6 +344,12 @@ def for_legacy_caller(error: ProxyError, cause: UpstreamError | TokenError, requ
             if not isinstance(cause, UpstreamUnavailable)
             else "Altinn 3 is not available right now; retry later"
         )
+    return _restated(
+        error, message, f"Altinn 3: {said}; the proxy's operator has the details under ErrorGuid {request_id}"
+    )
+
+
+def _restated(error: ProxyError, message: str, extended: str) -> ProxyError:
     legacy = copy.copy(error)  # same class: same kind, ErrorID, fault code and HTTP status
     legacy.args, legacy.message, legacy.extended = (message,), message, extended
     return legacy

@@ -61,6 +61,7 @@ from proxy.soap.payload import SizedStream
 from proxy.web import hal
 from proxy.web.middleware import request_id_of
 from proxy.web.odata import Query, parse_query
+from proxy.web.refusals import as_legacy_caller_sees_it
 from proxy.web.rest_metrics import REST_ERRORS, REST_REQUESTS, REST_UNTRANSLATED
 
 API_KEY_HEADER = "ApiKey"
@@ -241,7 +242,13 @@ class _RestFront:
             REST_REQUESTS.labels(method, route.template, "ok").inc()
             return response
         except ProxyError as error:
-            return self._reply(error, method, route, peer, principal, error.kind)
+            shown = as_legacy_caller_sees_it(
+                error, request_id_of(request), method=method, route=route.template
+            )
+            if shown is not error and shown.extended:
+                # The REST shape has no extended message: what the caller may quote joins the message.
+                shown.message = f"{shown.message} ({shown.extended})"
+            return self._reply(shown, method, route, peer, principal, error.kind)
         except Exception:
             request_id = request_id_of(request)
             _log.exception("rest.unexpected_error", method=method, route=route.template, peer=peer)

@@ -29,8 +29,6 @@ from proxy.errors import (
     RequestTimeout,
     RequestTooLarge,
     UnknownOperation,
-    for_legacy_caller,
-    upstream_cause,
 )
 from proxy.identity.principal import LegacyCredentials, Principal
 from proxy.observability.metrics import LEGACY_CALLS, bound
@@ -45,6 +43,7 @@ from proxy.soap.surface import Surface
 from proxy.soap.wsdl import ServiceDescription, describe, rewrite_addresses
 from proxy.soap.xmlsafe import XmlLimits
 from proxy.web.middleware import mark_streamed, name_legacy_operation, request_id_of
+from proxy.web.refusals import as_legacy_caller_sees_it
 from proxy.web.soap_metrics import SOAP_FAULTS, SOAP_REQUESTS, SOAP_UNTRANSLATED
 
 log = structlog.get_logger()
@@ -227,21 +226,12 @@ class _SoapEndpoint:
         status: int | None = None,
         kind: str | None = None,
     ) -> web.Response:
-        cause = upstream_cause(error)
-        if cause is not None:
-            # Every upstream refusal: the operator's detail to the log, a redacted fault to the caller.
-            log.warning(
-                "upstream.refused",
-                request_id=request_id,
-                kind=cause.kind,
-                status=getattr(cause, "status", None),
-                error_code=getattr(cause, "error_code", None) or getattr(cause, "code", None),
-                detail=cause.extended,
-                reason=cause.message,
-                service=service.name if service else None,
-                operation=operation.name if operation else None,
-            )
-            error = for_legacy_caller(error, cause, request_id)
+        error = as_legacy_caller_sees_it(
+            error,
+            request_id,
+            service=service.name if service else None,
+            operation=operation.name if operation else None,
+        )
         encoded = encode_fault(error, version, request_id, operation=operation)
         SOAP_FAULTS.labels(kind or error.kind).inc()
         SOAP_REQUESTS.labels(

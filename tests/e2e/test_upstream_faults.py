@@ -15,10 +15,13 @@ import aiohttp
 import pytest
 from lxml import etree
 
+from proxy.app import SERVICES
+from proxy.errors import StoreUnavailable
 from proxy.sandbox import fixtures
 from proxy.sandbox.world import SandboxKeys
 from proxy.settings import Settings
 from tests.e2e.conftest import World, run_world
+from tests.e2e.rest_world import EUS, rest_world
 from tests.e2e.test_durability import AGENCY_PATH, INSERT_ACTION, insert_envelope
 from tests.e2e.test_identity import call, fault, inbox_request
 
@@ -85,3 +88,51 @@ async def test_a_wrong_key_id_is_a_token_fault_that_names_neither_client_nor_kid
     assert len(logged) == 1
     assert "warning" in logged[0]
     assert "MP-124" in logged[0]
+
+
+async def test_a_store_failure_names_no_database_and_is_logged_for_the_operator(
+    world: World, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = world.app[SERVICES].store
+    detail = "the PostgreSQL store at postgresql://postgres@10.1.2.3:5432/proxy failed: connection refused"
+
+    async def unavailable(*args: Any, **kwargs: Any) -> None:
+        raise StoreUnavailable(detail)
+
+    monkeypatch.setattr(store, "finish", unavailable)
+    headers = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{INSERT_ACTION}"'}
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session,
+        session.post(
+            world.proxy_url + AGENCY_PATH, data=insert_envelope("store-1"), headers=headers
+        ) as response,
+    ):
+        answer = etree.fromstring(await response.read())
+    fields = fault(answer)
+    assert fields["ErrorID"] == str(StoreUnavailable.error_id)
+    assert "retry later" in fields["AltinnErrorMessage"]
+    assert fields["ErrorGuid"] in fields["AltinnExtendedErrorMessage"]
+    assert not [value for value in fields.values() if "postgresql" in value or "10.1.2.3" in value]
+    logged = [line for line in capsys.readouterr().out.splitlines() if "store.unavailable" in line]
+    assert len(logged) == 1
+    assert "warning" in logged[0]
+    assert "10.1.2.3" in logged[0]
+    assert fields["ErrorGuid"] in logged[0]
+
+
+async def test_a_rest_caller_gets_the_quotable_part_of_a_token_refusal_and_nothing_more(
+    tmp_path: Path, altinn3_contract: Any, sandbox_keys: SandboxKeys, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with rest_world(tmp_path, altinn3_contract, sandbox_keys) as world:
+        world.fakes.maskinporten.system_users.clear()
+        async with world.client(EUS) as client:
+            body = await client.json("GET", "/api/my/messages", status=403)
+    assert body["ErrorCode"] == 5
+    message = body["ErrorMessage"]
+    assert "MP-303" in message
+    secrets = [fixtures.CLIENT_ID, fixtures.CLIENT_KID, "http://", "https://", "127.0.0.1"]
+    assert [secret for secret in secrets if secret in message] == []
+    logged = [line for line in capsys.readouterr().out.splitlines() if "upstream.refused" in line]
+    assert len(logged) == 1
+    assert "MP-303" in logged[0]
+    assert "warning" in logged[0]
