@@ -93,7 +93,7 @@ async def _post(session: aiohttp.ClientSession, url: str, call: tuple[str, bytes
     return text
 
 
-def _broker_round_trip(base: str, payload: bytes) -> str:
+def _broker_round_trip(base: str, payload: bytes, senders_reference: str) -> str:
     """Initiate, upload (MTOM), download and confirm one file through the proxy's own WSDLs."""
     import zeep
     from zeep.transports import Transport
@@ -114,7 +114,7 @@ def _broker_round_trip(base: str, payload: bytes) -> str:
                 "ExternalServiceEditionCode": 1,
                 "FileList": {"File": [{"FileName": "soak.zip"}]},
                 "Reportee": org,
-                "SendersReference": f"soak-{uuid.uuid4()}",
+                "SendersReference": senders_reference,
             },
             "RecipientList": {"Recipient": [{"PartyNumber": RECIPIENT[2]}]},
         },
@@ -286,9 +286,10 @@ async def _run(
         receipts.append(found.group(1))
 
     async def broker() -> None:
-        reference = await asyncio.to_thread(_broker_round_trip, proxy.base, payload)
-        transfers = fakes.broker.transfers
-        await fakes.broker.wait_until(lambda: transfers[uuid.UUID(reference)].status.name == "PUBLISHED")
+        senders_reference = f"soak-{uuid.uuid4()}"
+        reference = await asyncio.to_thread(_broker_round_trip, proxy.base, payload, senders_reference)
+        transfer = fakes.broker.sent_with(senders_reference)
+        await fakes.broker.wait_until(lambda: transfer.status.name == "PUBLISHED")
         if await asyncio.to_thread(_download, proxy.base, reference) != payload:
             raise RuntimeError("downloaded file differs")
 

@@ -104,8 +104,8 @@ class StateStore(IdStore, Protocol):
         """The org's receipts carrying ``reference``."""
         ...
 
-    async def remember(self, key: IdempotencyKey, value: str) -> str:
-        """Record ``value`` under ``key`` unless one is recorded; the recorded value."""
+    async def remember(self, key: IdempotencyKey, value: str, *, durable: bool = False) -> str:
+        """Record ``value`` under ``key`` unless one is recorded (for ever when ``durable``); the recorded value."""
         ...
 
     async def recall(self, key: IdempotencyKey) -> str | None:
@@ -225,7 +225,9 @@ async def _answer(request: PlanRequest, client: CallSender, store: StateStore, p
         return await _load_receipts(request, store)
     if isinstance(request, Remember):
         return await store.remember(
-            IdempotencyKey(request.caller, request.operation, request.key), request.value
+            IdempotencyKey(request.caller, request.operation, request.key),
+            request.value,
+            durable=request.durable,
         )
     if isinstance(request, Recall):
         return await store.recall(IdempotencyKey(request.caller, request.operation, request.key))

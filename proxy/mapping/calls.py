@@ -248,6 +248,8 @@ class Remember:
     key: str
     value: str
     step: str = ""
+    #: Kept for ever (not purged with old idempotency records).
+    durable: bool = False
 
 
 @dataclass(frozen=True)
@@ -258,6 +260,7 @@ class Recall:
     operation: str
     key: str
     step: str = ""
+    durable: bool = False
 
 
 @dataclass(frozen=True)

@@ -491,9 +491,12 @@ def _compile_operation(
             action = CompiledMemo(
                 _value(step.remember.key, step_names, (*here, "remember", "key")),
                 _value(step.remember.value, step_names, (*here, "remember", "value")),
+                durable=step.remember.durable,
             )
         elif step.recall is not None:
-            action = CompiledMemo(_value(step.recall.key, step_names, (*here, "recall", "key")))
+            action = CompiledMemo(
+                _value(step.recall.key, step_names, (*here, "recall", "key")), durable=step.recall.durable
+            )
         elif step.value is not None:
             action = CompiledValue(_expression(step.value, step_names, (*here, "value")))
         else:

@@ -263,21 +263,29 @@ class CompiledPeek:
         return None if source is None else PeekStream(cast(AsyncIterable[bytes], source), self.size, step)
 
 
+#: The caller and operation of every durable memo: shared by all, named by the key alone.
+DURABLE_SCOPE = "*"
+
+
 @dataclass(frozen=True)
 class CompiledMemo:
-    """A ``remember`` (``value`` given) or ``recall`` step."""
+    """A ``remember`` (``value`` given) or ``recall`` step; a durable one is keyed by its key alone."""
 
     key: Evaluate
     value: Evaluate | None = None
+    durable: bool = False
 
     def request(
         self, context: Mapping[str, Any], identity: ActingIdentity, operation: str, step: str
     ) -> Remember | Recall:
         """The store request for one context (one item, for ``foreach``)."""
         key = str(self.key(context))
+        caller, operation = (
+            (DURABLE_SCOPE, DURABLE_SCOPE) if self.durable else (identity.caller_id, operation)
+        )
         if self.value is None:
-            return Recall(identity.caller_id, operation, key, step)
-        return Remember(identity.caller_id, operation, key, str(self.value(context)), step)
+            return Recall(caller, operation, key, step, durable=self.durable)
+        return Remember(caller, operation, key, str(self.value(context)), step, durable=self.durable)
 
 
 @dataclass(frozen=True)

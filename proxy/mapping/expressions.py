@@ -26,6 +26,7 @@ from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from proxy.broker.manifest import shim_download
+from proxy.broker.references import own_manifest
 from proxy.broker.zipcheck import require_zip
 from proxy.errors import InvalidField, ProxyError
 from proxy.mapping import forms, queue
@@ -143,6 +144,11 @@ def uuid5(value: object) -> str:
     return str(uuid.uuid5(PROXY_UUID_NAMESPACE, "" if value is None else str(value)))
 
 
+def new_guid() -> str:
+    """A fresh random UUID (e.g. a reference the proxy hands out before Altinn 3 has an id)."""
+    return str(uuid.uuid4())
+
+
 def from_json(value: str | None, what: str = "the value") -> Any:
     """JSON text (e.g. a REST query parameter such as ``brokerServiceDescription``) as plain values."""
     if value is None or str(value).strip() == "":
@@ -189,9 +195,11 @@ def _environment(*, xml: bool) -> ImmutableSandboxedEnvironment:
         from_json=from_json,
         broker_manifest=shim_download,
         broker_require_zip=require_zip,
+        broker_own_manifest=own_manifest,
         **forms.FILTERS,
         **queue.FILTERS,
     )
+    env.globals["new_guid"] = new_guid
     return env
 
 

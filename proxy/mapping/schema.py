@@ -296,12 +296,17 @@ class RememberSpec(_Model):
     key: str = Field(min_length=1)
     #: Expression: the value to keep (a string).
     value: str = Field(min_length=1)
+    #: Kept for ever and shared by every caller and operation (the key alone names it), for a
+    #: reference that outlives the submission; nothing checks who reads it (see mappings/README.md).
+    durable: bool = False
 
 
 class RecallSpec(_Model):
     """A store call: the value a ``remember`` step recorded under the key, or none."""
 
     key: str = Field(min_length=1)
+    #: Read a ``durable`` memo (one any caller or operation may have kept under this key).
+    durable: bool = False
 
 
 class UntilSpec(_Model):

@@ -134,6 +134,16 @@ class FakeBroker:
         self._changed.set()
         self._changed = asyncio.Event()
 
+    def sent_with(self, senders_reference: str) -> FileTransfer:
+        """The newest transfer initialised with ``senders_reference`` (for tests); ``KeyError`` when none.
+
+        A legacy sender holds the proxy's file reference, not the Altinn 3 id of the transfer.
+        """
+        found = [t for t in self.transfers.values() if t.request.senders_reference == senders_reference]
+        if not found:
+            raise KeyError(senders_reference)
+        return max(found, key=lambda transfer: transfer.created)
+
     async def wait_until(self, condition: Callable[[], bool]) -> None:
         """Return once ``condition()`` holds, re-checking it after every status change (for tests)."""
         while not condition():

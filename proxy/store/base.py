@@ -16,7 +16,8 @@ Invariants (both backends):
   in-flight row is that decision. A holder that died is replaced only after its lease ran out, by a
   compare-and-set on its token so two waiters cannot both take over.
 * Memos: the first value remembered under a key stays (``remember`` returns it to every later
-  writer), so two attempts of one submission agree on what the first created upstream.
+  writer), so two attempts of one submission agree on what the first created upstream. A durable
+  memo is never purged (like the id registry); the others go with old idempotency records.
 * Every write is committed before the method returns: an acknowledged id, receipt or outcome survives
   ``kill -9`` of the process.
 """
@@ -229,14 +230,15 @@ class Store(abc.ABC):
 
     # -- memos -----------------------------------------------------------------------------------
 
-    async def remember(self, key: IdempotencyKey, value: str) -> str:
+    async def remember(self, key: IdempotencyKey, value: str, *, durable: bool = False) -> str:
         """Record ``value`` under ``key`` unless a value is recorded already; return the recorded one.
 
         For what a submission created upstream before it could finish (e.g. an uploaded attachment's
         id): a resend after a crash finds it with :meth:`recall` and reuses it instead of creating
-        another. Kept as long as idempotency records (``options.idempotency_retention``).
+        another. Kept as long as idempotency records (``options.idempotency_retention``), or for
+        ever when ``durable`` (a reference that outlives the submission, e.g. a broker file's).
         """
-        return await self._remember(key.digest, value, self._now())
+        return await self._remember(key.digest, value, self._now(), durable)
 
     async def recall(self, key: IdempotencyKey) -> str | None:
         """The value :meth:`remember` recorded under ``key``, or None."""
@@ -352,7 +354,7 @@ class Store(abc.ABC):
     async def _purge(self, cutoff: datetime, now: datetime) -> int: ...
 
     @abc.abstractmethod
-    async def _remember(self, digest: str, value: str, now: datetime) -> str:
+    async def _remember(self, digest: str, value: str, now: datetime, durable: bool) -> str:
         """Insert ``value`` unless ``digest`` has one; return the stored value."""
 
     @abc.abstractmethod
@@ -360,7 +362,7 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def _purge_memos(self, cutoff: datetime) -> None:
-        """Delete memos created before ``cutoff``."""
+        """Delete memos created before ``cutoff``, except durable ones."""
 
     @abc.abstractmethod
     async def _save_receipt(self, receipt: Receipt, now: datetime) -> bool:

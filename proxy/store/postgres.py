@@ -102,6 +102,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         "id registry: the parent an id belongs to (a data element's instance)",
         ("ALTER TABLE id_registry ADD COLUMN parent text",),
     ),
+    Migration(
+        4,
+        "durable memos: references that outlive a submission (never purged)",
+        ("ALTER TABLE memos ADD COLUMN durable boolean NOT NULL DEFAULT false",),
+    ),
 )
 check_sequence(MIGRATIONS)
 
@@ -362,15 +367,16 @@ class PostgresStore(Store):
 
     # -- memos -----------------------------------------------------------------------------------
 
-    async def _remember(self, digest: str, value: str, now: datetime) -> str:
+    async def _remember(self, digest: str, value: str, now: datetime, durable: bool) -> str:
         async with self._connection() as connection:
             stored = await connection.fetchval(
-                "WITH inserted AS (INSERT INTO memos (digest, value, created_at) VALUES ($1, $2, $3) "
+                "WITH inserted AS (INSERT INTO memos (digest, value, created_at, durable) VALUES ($1, $2, $3, $4) "
                 "ON CONFLICT (digest) DO NOTHING RETURNING value) "
                 "SELECT value FROM inserted UNION ALL SELECT value FROM memos WHERE digest = $1 LIMIT 1",
                 digest,
                 value,
                 now,
+                durable,
             )
         return str(stored)
 
@@ -381,7 +387,7 @@ class PostgresStore(Store):
 
     async def _purge_memos(self, cutoff: datetime) -> None:
         async with self._connection() as connection:
-            await connection.execute("DELETE FROM memos WHERE created_at < $1", cutoff)
+            await connection.execute("DELETE FROM memos WHERE created_at < $1 AND NOT durable", cutoff)
 
     # -- receipts --------------------------------------------------------------------------------
 

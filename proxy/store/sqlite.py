@@ -126,6 +126,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         "id registry: the parent an id belongs to (a data element's instance)",
         ("ALTER TABLE id_registry ADD COLUMN parent TEXT",),
     ),
+    Migration(
+        4,
+        "durable memos: references that outlive a submission (never purged)",
+        ("ALTER TABLE memos ADD COLUMN durable INTEGER NOT NULL DEFAULT 0",),
+    ),
 )
 check_sequence(MIGRATIONS)
 
@@ -574,11 +579,12 @@ class SqliteStore(Store):
 
     # -- memos -----------------------------------------------------------------------------------
 
-    async def _remember(self, digest: str, value: str, now: datetime) -> str:
+    async def _remember(self, digest: str, value: str, now: datetime, durable: bool) -> str:
         def work(db: sqlite3.Connection) -> str:
             db.execute(
-                "INSERT INTO memos (digest, value, created_at) VALUES (?, ?, ?) ON CONFLICT (digest) DO NOTHING",
-                (digest, value, encode_timestamp(now)),
+                "INSERT INTO memos (digest, value, created_at, durable) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (digest) DO NOTHING",
+                (digest, value, encode_timestamp(now), int(durable)),
             )
             return str(db.execute("SELECT value FROM memos WHERE digest = ?", (digest,)).fetchone()[0])
 
@@ -593,7 +599,9 @@ class SqliteStore(Store):
 
     async def _purge_memos(self, cutoff: datetime) -> None:
         await self._worker.run(
-            lambda db: db.execute("DELETE FROM memos WHERE created_at < ?", (encode_timestamp(cutoff),)),
+            lambda db: db.execute(
+                "DELETE FROM memos WHERE created_at < ? AND durable = 0", (encode_timestamp(cutoff),)
+            ),
             write=True,
         )
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -200,9 +199,12 @@ async def test_bursts_are_retried_as_configured_and_the_breaker_opens_and_closes
     assert _is_unavailable(await faulty.call(_available, basic, RECIPIENT))
     assert chaos.count("GET", TRANSFERS) - gets == 2 * ATTEMPTS
 
+    # The upload initialises the Altinn 3 transfer: a creating call.
+    file_reference = await faulty.call(_initiate, basic, SENDER, RECIPIENT[2], "burst")
     posts = chaos.count("POST", TRANSFERS)
     chaos.inject(Fault("status", TRANSFERS, "POST", times=1, status=503))
-    assert _is_unavailable(await faulty.call(_initiate, basic, SENDER, RECIPIENT[2], "burst"))
+    payload = b"PK\x05\x06" + bytes(18)
+    assert _is_unavailable(await faulty.call(_upload, faulty.streamed, SENDER, file_reference, payload))
     assert chaos.count("POST", TRANSFERS) - posts == 1, "a creating call is never retried"
 
     # Four failures in a row: the circuit is open and calls fail without reaching Altinn 3.
@@ -221,14 +223,17 @@ async def test_bursts_are_retried_as_configured_and_the_breaker_opens_and_closes
     while not answers or _is_unavailable(answers[-1]):
         await poll()
     assert answers[-1] == []
-    assert await faulty.call(_initiate, basic, SENDER, RECIPIENT[2], "after-burst")
+    receipt = await faulty.call(_upload, faulty.streamed, SENDER, file_reference, payload)
+    assert getattr(receipt, "ReceiptStatusCode", receipt) == "OK"
 
 
 async def test_answers_that_never_come_or_come_slowly_are_cut_off(faulty: Faulty) -> None:
     chaos, basic = faulty.chaos, faulty.basic
+    # The upload initialises the Altinn 3 transfer (under the uploaded file name).
+    file_reference = await faulty.call(_initiate, basic, SENDER, RECIPIENT[2], "hang")
     posts = chaos.count("POST", TRANSFERS)
     chaos.inject(Fault("hang", TRANSFERS, "POST"))
-    answer = await faulty.call(_initiate, basic, SENDER, RECIPIENT[2], "hang")
+    answer = await faulty.call(_upload, faulty.streamed, SENDER, file_reference, b"PK\x05\x06" + bytes(18))
     assert _is_unavailable(answer)
     assert chaos.count("POST", TRANSFERS) - posts == 1
     await faulty.settle()  # the proxy closed the connection it gave up on
@@ -241,6 +246,23 @@ async def test_answers_that_never_come_or_come_slowly_are_cut_off(faulty: Faulty
     assert _is_unavailable(await faulty.call(_available, basic, RECIPIENT))
 
 
+async def test_a_resent_upload_reuses_the_transfer_its_first_attempt_initialised(faulty: Faulty) -> None:
+    broker = faulty.fakes.broker
+    file_reference = await faulty.call(_initiate, faulty.basic, SENDER, RECIPIENT[2], "resent")
+    # The transfer is initialised, then its upload is refused before Altinn 3 reads a byte.
+    faulty.chaos.inject(Fault("status", f"{TRANSFERS}/", "POST", status=503))
+    payload = b"PK\x05\x06" + bytes(18)
+    assert _is_unavailable(await faulty.call(_upload, faulty.streamed, SENDER, file_reference, payload))
+
+    receipt = await faulty.call(_upload, faulty.streamed, SENDER, file_reference, payload)
+
+    assert getattr(receipt, "ReceiptStatusCode", receipt) == "OK"
+    sent = [t for t in broker.transfers.values() if t.request.senders_reference == "resent"]
+    assert len(sent) == 1  # the resend found the first attempt's transfer: nothing orphaned
+    await broker.wait_until(lambda: sent[0].status is FileTransferStatus.PUBLISHED)
+    assert sent[0].stored_size == len(payload)
+
+
 async def test_connections_cut_mid_upload_and_mid_download(faulty: Faulty) -> None:
     import zeep.exceptions
 
@@ -250,7 +272,8 @@ async def test_connections_cut_mid_upload_and_mid_download(faulty: Faulty) -> No
     file_reference = await faulty.call(_initiate, basic, SENDER, RECIPIENT[2], "cut")
     assert isinstance(file_reference, str)
 
-    chaos.inject(Fault("reset", f"{TRANSFERS}/{file_reference}/upload", "POST", after_bytes=256 * 1024))
+    # Every upload (a POST below the transfers), not the initialisation before it.
+    chaos.inject(Fault("reset", f"{TRANSFERS}/", "POST", after_bytes=256 * 1024))
     answer = await faulty.call(_upload, streamed, SENDER, file_reference, payload)
     assert _is_unavailable(answer), answer
     await faulty.settle()
@@ -262,12 +285,11 @@ async def test_connections_cut_mid_upload_and_mid_download(faulty: Faulty) -> No
     file_reference = await faulty.call(_initiate, basic, SENDER, RECIPIENT[2], "cut-again")
     receipt = await faulty.call(_upload, streamed, SENDER, file_reference, payload)
     assert getattr(receipt, "ReceiptStatusCode", receipt) == "OK"
-    await broker.wait_until(
-        lambda: broker.transfers[uuid.UUID(file_reference)].status is FileTransferStatus.PUBLISHED
-    )
+    transfer = broker.sent_with("cut-again")
+    await broker.wait_until(lambda: transfer.status is FileTransferStatus.PUBLISHED)
 
     user, password, org = RECIPIENT
-    chaos.inject(Fault("reset", f"{TRANSFERS}/{file_reference}/download", "GET", after_bytes=512 * 1024))
+    chaos.inject(Fault("reset", f"{TRANSFERS}/{transfer.id}/download", "GET", after_bytes=512 * 1024))
 
     def download() -> bytes | Exception:
         try:

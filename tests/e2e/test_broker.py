@@ -64,10 +64,16 @@ def _available(basic: Any, who: tuple[str, str, str], status: str = "Uploaded") 
     return list(found or [])
 
 
-def _upload(streamed: Any, sender: tuple[str, str, str], file_reference: str, data: bytes) -> Any:
+def _upload(
+    streamed: Any,
+    sender: tuple[str, str, str],
+    file_reference: str,
+    data: bytes,
+    file_name: str = "payload.zip",
+) -> Any:
     user, password, org = sender
     headers = {
-        "FileName": "payload.zip",
+        "FileName": file_name,
         "Reference": file_reference,
         "Reportee": org,
         "SystemPassword": password,
@@ -130,6 +136,40 @@ async def test_round_trip_with_original_wsdls(world: World, reference: os.PathLi
     assert after == []
     assert [f.FileStatus for f in downloaded] == ["Downloaded"]
     assert still is False
+
+
+async def test_the_recipient_sees_the_name_the_sender_uploaded(
+    world: World, reference: os.PathLike[str]
+) -> None:
+    basic_wsdl, streamed_wsdl = _wsdls(reference)
+    uploaded_name = "Årsoppgjør 2026 (endelig).zip"
+
+    def send() -> str:
+        basic = legacy_client(basic_wsdl, world.proxy_url + BASIC)
+        streamed = legacy_client(streamed_wsdl, world.proxy_url + STREAMED)
+        file_reference = _initiate(basic, SENDER, RECIPIENT[2], "ref-named")  # its FileList says payload.zip
+        _upload(streamed, SENDER, file_reference, b"PK\x05\x06" + bytes(18), file_name=uploaded_name)
+        return file_reference
+
+    file_reference = await asyncio.to_thread(send)
+    broker = world.fakes.broker
+    transfer = broker.sent_with("ref-named")
+    await broker.wait_until(lambda: transfer.status is FileTransferStatus.PUBLISHED)
+
+    def receive() -> tuple[list[Any], bytes]:
+        basic = legacy_client(basic_wsdl, world.proxy_url + BASIC)
+        streamed = legacy_client(streamed_wsdl, world.proxy_url + STREAMED)
+        user, password, org = RECIPIENT
+        return _available(basic, RECIPIENT), streamed.DownloadFileStreamedBasic(
+            user, password, file_reference, org
+        )
+
+    listed, data = await asyncio.to_thread(receive)
+    assert [(f.FileReference, f.FileName) for f in listed] == [(file_reference, uploaded_name)]
+    assert data == b"PK\x05\x06" + bytes(18)
+    assert transfer.request.file_name == uploaded_name  # fixed when Altinn 3 initialised the transfer
+    assert str(transfer.id) != file_reference  # the sender's reference is the proxy's, stable from initiation
+    assert len(broker.transfers) == 1
 
 
 async def test_sender_does_not_see_the_file_and_a_stranger_cannot_upload(

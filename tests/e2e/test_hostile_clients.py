@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import os
 import socket
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -106,9 +105,8 @@ async def test_a_client_that_stops_reading_a_download_is_cut_off(strict: Faulty)
     file_reference = await strict.call(_initiate, strict.basic, SENDER, RECIPIENT[2], "stalled")
     await strict.call(_upload, strict.streamed, SENDER, file_reference, payload)
     broker = strict.fakes.broker
-    await broker.wait_until(
-        lambda: broker.transfers[uuid.UUID(file_reference)].status is FileTransferStatus.PUBLISHED
-    )
+    transfer = broker.sent_with("stalled")
+    await broker.wait_until(lambda: transfer.status is FileTransferStatus.PUBLISHED)
 
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)

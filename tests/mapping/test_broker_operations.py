@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import uuid
 import zipfile
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -16,7 +17,15 @@ from lxml import etree
 from proxy.errors import AuthorizationDenied, Conflict, NotFound, ProxyError
 from proxy.identity.principal import CallerKind, OrgGrant, Principal
 from proxy.mapping import Engine, MappingSet, OperationRequest, Route, RoutingTable
-from proxy.mapping.calls import Altinn3Call, Altinn3Response, CallBatch, LoadReceipts, PlanRequest
+from proxy.mapping.calls import (
+    Altinn3Call,
+    Altinn3Response,
+    CallBatch,
+    LoadReceipts,
+    PlanRequest,
+    Recall,
+    Remember,
+)
 from proxy.pipeline.loading import load_mapping_set
 from tests.mapping.helpers import MAPPINGS, canonical, run
 from tests.mapping.playbook import Answer, Call, Fault, Playbook, Yields
@@ -29,6 +38,16 @@ FILE_ID = "6f1c2b1e-0c55-4f39-a6b5-0a3e4c7d9e01"
 NOW = datetime(2026, 8, 21, 10, 0, tzinfo=UTC)
 SENDER = Principal("eus", CallerKind.END_USER_SYSTEM, orgs={"310000019": OrgGrant("310000019")})
 RECIPIENT = Principal("eus2", CallerKind.END_USER_SYSTEM, orgs={"310000027": OrgGrant("310000027")})
+#: The proxy's file reference of a file initiated through InitiateBrokerServiceBasic.
+REFERENCE = "0b6e9e0e-5d1c-4c43-8f0e-3f0c1a2b3c4d"
+MANIFEST = {
+    "sender": "310000019",
+    "resource": "ttd-broker-4712",
+    "file_name": "data.zip",
+    "recipients": ["0192:310000027", "0192:310000035"],
+    "senders_reference": "ref-1",
+    "properties": {"k": "v"},
+}
 
 
 def _overview(status: str = "Published", recipient_status: str = "Initialized") -> dict[str, Any]:
@@ -85,28 +104,39 @@ def test_initiate_posts_the_manifest_as_a_file_transfer(
       </InitiateBrokerServiceBasic>""")
     request = OperationRequest("BrokerServiceExternalBasic", "InitiateBrokerServiceBasic", body, SENDER)
 
-    assert (
-        Playbook(_engine(mapping_set).start(request), altinn3_contract)
-        >> Call(
-            "POST",
-            "/broker/api/v1/filetransfer",
-            json={
-                "fileName": "data.zip",
-                "resourceId": "ttd-broker-4712",
-                "sender": "0192:310000019",
-                "recipients": ["0192:310000027", "0192:310000035"],
-                "sendersFileTransferReference": "ref-1",
-                "propertyList": {"k": "v"},
-            },
-            scopes=frozenset({"altinn:broker.write"}),
-        )
-        << Altinn3Response(200, json={"fileTransferId": FILE_ID})
-        >> Answer(
-            f"<InitiateBrokerServiceBasicResponse xmlns='{NS}'>"
-            f"<InitiateBrokerServiceBasicResult>{FILE_ID}</InitiateBrokerServiceBasicResult>"
-            "</InitiateBrokerServiceBasicResponse>"
-        )
+    answer, seen = run(
+        _engine(mapping_set).start(request), lambda r: getattr(r, "value", None), altinn3_contract
     )
+
+    # Nothing goes to Altinn 3 yet: the upload initialises the transfer under the uploaded name.
+    (kept,) = seen
+    assert isinstance(kept, Remember)
+    assert kept.durable
+    reference = kept.key.removeprefix("broker manifest ")
+    assert str(uuid.UUID(reference)) == reference
+    assert json.loads(kept.value) == {**MANIFEST, "initiated": "2026-08-21T10:00:00.000Z"}
+    assert canonical(answer.xml) == canonical(
+        f"<InitiateBrokerServiceBasicResponse xmlns='{NS}'>"
+        f"<InitiateBrokerServiceBasicResult>{reference}</InitiateBrokerServiceBasicResult>"
+        "</InitiateBrokerServiceBasicResponse>".encode()
+    )
+
+
+def test_every_initiation_gets_its_own_reference(mapping_set: MappingSet) -> None:
+    body = _xml(f"""
+      <InitiateBrokerServiceBasic xmlns="{NS}" xmlns:b="{BE}"><brokerServiceInitiation><b:Manifest>
+        <b:ExternalServiceCode>4712</b:ExternalServiceCode><b:ExternalServiceEditionCode>1</b:ExternalServiceEditionCode>
+        <b:Reportee>310000019</b:Reportee></b:Manifest>
+        <b:RecipientList><b:Recipient><b:PartyNumber>310000027</b:PartyNumber></b:Recipient></b:RecipientList>
+      </brokerServiceInitiation></InitiateBrokerServiceBasic>""")
+    request = OperationRequest("BrokerServiceExternalBasic", "InitiateBrokerServiceBasic", body, SENDER)
+    keys = set()
+    for _ in range(3):
+        _, seen = run(
+            _engine(mapping_set).start(request), lambda r: getattr(r, "value", None), lambda *_: None
+        )
+        keys.add(seen[0].key)  # type: ignore[union-attr]
+    assert len(keys) == 3
 
 
 def test_available_files_lists_published_transfers_for_the_recipient(
@@ -122,6 +152,8 @@ def test_available_files_lists_published_transfers_for_the_recipient(
     def answers(request: PlanRequest) -> Any:
         if isinstance(request, CallBatch):
             return tuple(Altinn3Response(200, json=_overview()) for _ in request.calls)
+        if isinstance(request, Recall):  # the transfer was sent through InitiateBrokerServiceBasic
+            return REFERENCE if request.key == f"broker reference {FILE_ID}" else None
         return Altinn3Response(200, json=[FILE_ID])
 
     answer, seen = run(_engine(mapping_set).start(request), answers, altinn3_contract)
@@ -139,7 +171,7 @@ def test_available_files_lists_published_transfers_for_the_recipient(
               <a:ExternalServiceCode>4712</a:ExternalServiceCode>
               <a:ExternalServiceEditionCode>1</a:ExternalServiceEditionCode>
               <a:FileName>data.zip</a:FileName>
-              <a:FileReference>{FILE_ID}</a:FileReference>
+              <a:FileReference>{REFERENCE}</a:FileReference>
               <a:FileSize>42</a:FileSize>
               <a:FileStatus>Uploaded</a:FileStatus>
               <a:IsSftpDownloadOnly>false</a:IsSftpDownloadOnly>
@@ -160,7 +192,9 @@ def test_confirm_downloaded_posts_confirmdownload(mapping_set: MappingSet, altin
     )
     request = OperationRequest("BrokerServiceExternalBasic", "ConfirmDownloadedBasic", body, RECIPIENT)
 
-    answer, seen = run(_engine(mapping_set).start(request), lambda _: Altinn3Response(200), altinn3_contract)
+    answer, seen = run(
+        _engine(mapping_set).start(request), _not_recalled(Altinn3Response(200)), altinn3_contract
+    )
 
     assert [(c.method, c.path) for c in seen if isinstance(c, Altinn3Call)] == [
         ("POST", f"/broker/api/v1/filetransfer/{FILE_ID}/confirmdownload")
@@ -182,6 +216,8 @@ def _download(mapping_set: MappingSet, shim: bool, payload: bytes, observer: Any
             yield payload[index : index + 1000]
 
     def answers(call: PlanRequest) -> Any:
+        if isinstance(call, Recall):
+            return None
         assert isinstance(call, Altinn3Call)
         if call.path.endswith("/download"):
             return Altinn3Response(200, stream=stream())
@@ -200,7 +236,7 @@ async def test_download_streams_the_file_unchanged_without_the_shim(
     payload = b"not even a zip" * 500
     answer, seen = _download(mapping_set, False, payload, altinn3_contract)
 
-    assert [c.path for c in seen] == [
+    assert [c.path for c in seen if isinstance(c, Altinn3Call)] == [
         f"/broker/api/v1/filetransfer/{FILE_ID}",
         f"/broker/api/v1/filetransfer/{FILE_ID}/download",
     ]
@@ -219,9 +255,9 @@ async def test_download_gets_a_manifest_with_the_shim(mapping_set: MappingSet, a
     assert manifest.findtext(f"{{{BE.replace('schemas', 'schema')}}}ExternalServiceCode") == "4712"
 
 
-def _upload_plan(mapping_set: MappingSet) -> Any:
+def _upload_plan(mapping_set: MappingSet, reference: str = FILE_ID, file_name: str = "report.zip") -> Any:
     body = _xml(
-        f"<StreamedPayloadBasicBE xmlns='{NS}'><FileName>data.zip</FileName><Reference>{FILE_ID}</Reference>"
+        f"<StreamedPayloadBasicBE xmlns='{NS}'><FileName>{file_name}</FileName><Reference>{reference}</Reference>"
         "<Reportee>310000019</Reportee><DataStream/></StreamedPayloadBasicBE>"
     )
 
@@ -238,6 +274,80 @@ def _upload_plan(mapping_set: MappingSet) -> Any:
     return _engine(mapping_set).start(request)
 
 
+def _not_recalled(response: Altinn3Response) -> Any:
+    """Answers: no memo for any recall (a transfer not sent through InitiateBrokerServiceBasic), else ``response``."""
+    return lambda request: None if isinstance(request, Recall) else response
+
+
+def _receipt(reference: str) -> Answer:
+    return Answer(
+        f"<ReceiptExternalStreamedBE xmlns='{NS}' xmlns:i='http://www.w3.org/2001/XMLSchema-instance'>"
+        "<LastChanged>2026-08-21T12:00:00.000</LastChanged><ParentReceiptId>0</ParentReceiptId>"
+        "<ReceiptHistory i:nil='true'/><ReceiptId>0</ReceiptId><ReceiptStatusCode>OK</ReceiptStatusCode>"
+        f"<ReceiptText>Upload of file {reference} was successful. Recipients can now download the file."
+        "</ReceiptText><ReceiptTypeName>BrokerService</ReceiptTypeName></ReceiptExternalStreamedBE>"
+    )
+
+
+def _recall(step: str, key: str) -> Yields:
+    return Yields(Recall("*", "*", key, step=step, durable=True))
+
+
+def test_upload_initialises_the_transfer_under_the_uploaded_name(mapping_set: MappingSet) -> None:
+    assert (
+        Playbook(_upload_plan(mapping_set, REFERENCE))
+        >> _recall("kept", f"broker manifest {REFERENCE}")
+        << json.dumps(MANIFEST)
+        >> _recall("earlier", f"broker transfer {REFERENCE}")
+        << None
+        >> Call(
+            "POST",
+            "/broker/api/v1/filetransfer",
+            json={
+                "fileName": "report.zip",
+                "resourceId": "ttd-broker-4712",
+                "sender": "0192:310000019",
+                "recipients": ["0192:310000027", "0192:310000035"],
+                "sendersFileTransferReference": "ref-1",
+                "propertyList": {"k": "v"},
+            },
+        )
+        << Altinn3Response(200, json={"fileTransferId": FILE_ID})
+        >> Yields(Remember("*", "*", f"broker transfer {REFERENCE}", FILE_ID, "transfer_id", durable=True))
+        << FILE_ID
+        >> Yields(Remember("*", "*", f"broker reference {FILE_ID}", REFERENCE, "named", durable=True))
+        << REFERENCE
+        >> Call("POST", f"/broker/api/v1/filetransfer/{FILE_ID}/upload")
+        << Altinn3Response(200, json={"fileTransferId": FILE_ID})
+        >> _receipt(REFERENCE)
+    )
+
+
+def test_a_resent_upload_reuses_the_transfer_the_first_attempt_initialised(mapping_set: MappingSet) -> None:
+    assert (
+        Playbook(_upload_plan(mapping_set, REFERENCE))
+        >> _recall("kept", f"broker manifest {REFERENCE}")
+        << json.dumps(MANIFEST)
+        >> _recall("earlier", f"broker transfer {REFERENCE}")
+        << FILE_ID
+        >> Yields(Remember("*", "*", f"broker transfer {REFERENCE}", FILE_ID, "transfer_id", durable=True))
+        << FILE_ID
+        >> Call("POST", f"/broker/api/v1/filetransfer/{FILE_ID}/upload")
+        << Altinn3Response(200, json={"fileTransferId": FILE_ID})
+        >> _receipt(REFERENCE)
+    )
+
+
+def test_another_organisations_reference_is_refused_before_anything_is_sent(mapping_set: MappingSet) -> None:
+    foreign = json.dumps({**MANIFEST, "sender": "310000043"})
+    assert (
+        Playbook(_upload_plan(mapping_set, REFERENCE))
+        >> _recall("kept", f"broker manifest {REFERENCE}")
+        << foreign
+        >> Fault(AuthorizationDenied, error_id=40213)
+    )
+
+
 @pytest.mark.parametrize(
     ("error_code", "status", "error", "error_id"),
     [("BRO-00004", 409, Conflict, 40208), ("BRO-00006", 401, AuthorizationDenied, 40213)],
@@ -248,6 +358,8 @@ def test_upload_faults_follow_the_legacy_codes(
     refusal = json.dumps({"title": "Refused", "status": status, "errorCode": error_code}).encode()
     assert (
         Playbook(_upload_plan(mapping_set))
+        >> _recall("kept", f"broker manifest {FILE_ID}")
+        << None
         >> Call("POST", f"/broker/api/v1/filetransfer/{FILE_ID}/upload")
         << Altinn3Response(status, content=refusal)
         >> Fault(error, error_id=error_id)
@@ -281,11 +393,13 @@ def test_broker_receipt_is_synthesised_from_the_transfer_details(
 ) -> None:
     answer, seen = run(
         _engine(mapping_set).start(_receipt_request(FILE_ID.upper())),
-        lambda _: Altinn3Response(200, json=_overview(status)),
+        _not_recalled(Altinn3Response(200, json=_overview(status))),
         altinn3_contract,
     )
 
-    assert [c.path for c in seen] == [f"/broker/api/v1/filetransfer/{FILE_ID}/details"]
+    assert [c.path for c in seen if isinstance(c, Altinn3Call)] == [
+        f"/broker/api/v1/filetransfer/{FILE_ID}/details"
+    ]
     receipt = answer.element()
     ns = {"a": RECEIPT_2015}
     assert receipt.findtext(".//a:ReceiptId", namespaces=ns) == "0"

@@ -16,7 +16,7 @@ from proxy.broker.zipcheck import NOT_A_ZIP, is_zip
 from proxy.errors import InvalidField
 from proxy.identity.principal import CallerKind, OrgGrant, Principal
 from proxy.mapping import Engine, MappingSet, OperationRequest, Route, RoutingTable
-from proxy.mapping.calls import Altinn3Call, Altinn3Response, PeekStream, PlanRequest, StreamBody
+from proxy.mapping.calls import Altinn3Call, Altinn3Response, PeekStream, PlanRequest, Recall, StreamBody
 from proxy.mapping.engine import Plan
 from proxy.mapping.peek import PeekedStream
 from proxy.pipeline.loading import load_mapping_set
@@ -100,6 +100,8 @@ class Upstream:
         self.seen.append(request)
         if isinstance(request, PeekStream):
             return await peek(request.source, request.size)
+        if isinstance(request, Recall):
+            return None  # a transfer id, not a reference of InitiateBrokerServiceBasic
         assert isinstance(request, Altinn3Call)
         method, url, headers, body = wire(request)
         if isinstance(request.body, StreamBody):

@@ -14,10 +14,10 @@ from proxy.altinn3.executor import execute
 from proxy.errors import ConfigurationError, InvalidField, MappingRuntimeError, NotFound, ProxyError
 from proxy.identity.principal import CallerKind, OrgGrant, Principal
 from proxy.mapping import Engine, MappingSet, OperationRequest, Route, RoutingTable
-from proxy.mapping.calls import Altinn3Call, Altinn3Response
+from proxy.mapping.calls import Altinn3Call, Altinn3Response, Recall
 from proxy.mapping.tools import explain
 from proxy.pipeline.loading import load_mapping_set
-from tests.mapping.playbook import Call, Fault, Playbook
+from tests.mapping.playbook import Call, Fault, Playbook, Yields
 from tests.mapping.test_check import MINIMAL, NS
 from tests.shipped import shipped_mappings
 
@@ -55,9 +55,23 @@ class _Altinn3Answering:
         return self.response
 
 
+class _NoMemos:
+    """A store that recalls nothing (the file reference is an Altinn 3 transfer id)."""
+
+    async def recall(self, key: object) -> None:
+        return None
+
+    async def finish(self, *args: object) -> None:
+        return None
+
+
 def test_the_plan_turns_an_unaccepted_404_into_the_operations_fault() -> None:
     assert (
         Playbook(_engine(shipped_mappings()).start(_broker_receipt()))
+        >> Yields(Recall("*", "*", f"broker transfer {FILE_ID}", "transfer_id", durable=True))
+        << None
+        >> Yields(Recall("*", "*", f"broker manifest {FILE_ID}", "initiated", durable=True))
+        << None
         >> Call("GET", f"/broker/api/v1/filetransfer/{FILE_ID}/details")
         << Altinn3Response(404, content=NOT_FOUND)
         >> Fault(NotFound, error_id=30008, message="No receipt matches the search")
@@ -69,7 +83,11 @@ async def test_a_canned_404_in_explain_is_the_fault_live_traffic_gives() -> None
     response = Altinn3Response(404, content=NOT_FOUND)
 
     with pytest.raises(ProxyError) as live:
-        await execute(_engine(mapping_set).start(_broker_receipt()), _Altinn3Answering(response), store=None)  # type: ignore[arg-type]
+        await execute(
+            _engine(mapping_set).start(_broker_receipt()),
+            _Altinn3Answering(response),
+            store=_NoMemos(),  # type: ignore[arg-type]
+        )
     explained = explain(_broker_receipt(), mapping_set, {"transfer": response}, now=NOW)
 
     assert type(live.value) is NotFound

@@ -20,9 +20,9 @@ async def test_a_new_database_is_migrated_once_and_then_left_alone(
     store = await open_store(store_url, options, migrate=False)
     try:
         assert await store.schema_version() == 0
-        assert await store.migrate() == store.expected_schema_version == 3
-        assert await store.migrate() == 3
-        assert await store.schema_version() == 3
+        assert await store.migrate() == store.expected_schema_version == 4
+        assert await store.migrate() == 4
+        assert await store.schema_version() == 4
     finally:
         await store.close()
 
@@ -32,7 +32,7 @@ async def test_replicas_starting_together_apply_each_migration_once(
 ) -> None:
     stores = await asyncio.gather(*(open_store(store_url, options) for _ in range(4)))
     try:
-        assert {await store.schema_version() for store in stores} == {3}
+        assert {await store.schema_version() for store in stores} == {4}
         assert await stores[0].allocate_id("receipt", "7c8a3a5e-5f3c-4a57-9a5a-0d1f2b0e6a11", "310000019") > 0
     finally:
         for store in stores:
@@ -42,9 +42,9 @@ async def test_replicas_starting_together_apply_each_migration_once(
 async def test_cli_migrate_then_check(store_url: str, options: StoreOptions) -> None:
     with pytest.raises(ConfigurationError, match="run `altinn-proxy store migrate`"):
         await check(store_url, options)
-    assert (await migrate(store_url, options)).endswith("schema at version 3 (was 0)")
-    assert (await migrate(store_url, options)).endswith("schema at version 3 (already current)")
-    assert (await check(store_url, options)).endswith("reachable, schema at version 3 (current)")
+    assert (await migrate(store_url, options)).endswith("schema at version 4 (was 0)")
+    assert (await migrate(store_url, options)).endswith("schema at version 4 (already current)")
+    assert (await check(store_url, options)).endswith("reachable, schema at version 4 (current)")
 
 
 async def test_a_database_newer_than_the_code_is_refused(store_url: str, options: StoreOptions) -> None:
