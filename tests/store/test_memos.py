@@ -37,3 +37,12 @@ async def test_memos_are_purged_with_old_idempotency_records(store: Store) -> No
     later = store.options.clock() + store.options.idempotency_retention + timedelta(seconds=1)
     await store.purge_expired(later)
     assert await store.recall(_key("old")) is None
+
+
+async def test_durable_memos_outlive_the_retention(store: Store) -> None:
+    await store.remember(_key("broker transfer ref-1"), "guid-1", durable=True)
+    await store.remember(_key("old"), "guid-2")
+    later = store.options.clock() + store.options.idempotency_retention * 10
+    await store.purge_expired(later)
+    assert await store.recall(_key("broker transfer ref-1")) == "guid-1"
+    assert await store.recall(_key("old")) is None
