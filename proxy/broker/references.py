@@ -10,6 +10,7 @@ filter), which gives it only to the organisation that initiated it.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from proxy.errors import AuthorizationDenied
@@ -32,3 +33,24 @@ def own_manifest(kept: str | None, org: str) -> dict[str, Any] | None:
             "The reportee is not the sender of this file reference", error_id=NOT_THE_SENDER
         )
     return manifest
+
+
+def initialised_from(
+    transfers: Sequence[Mapping[str, Any] | None] | None, manifest: Mapping[str, Any], file_name: str
+) -> list[str]:
+    """The ids (lower case) of ``transfers`` (overviews) still ``Initialized`` from ``manifest`` as ``file_name``.
+
+    For a resend whose first attempt died between initialising the Altinn 3 transfer and keeping its
+    id: these are the candidates it may have created (the mapping then claims one no reference owns).
+    """
+    recipients = sorted(str(recipient) for recipient in manifest.get("recipients") or [])
+    return [
+        str(transfer["fileTransferId"]).lower()
+        for transfer in transfers or []
+        if transfer
+        and transfer.get("fileTransferStatus") == "Initialized"
+        and transfer.get("fileName") == file_name
+        and transfer.get("sendersFileTransferReference") == manifest.get("senders_reference")
+        and sorted(str(r.get("recipient")) for r in transfer.get("recipients") or []) == recipients
+        and (transfer.get("propertyList") or {}) == (manifest.get("properties") or {})
+    ]

@@ -26,7 +26,7 @@ from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from proxy.broker.manifest import shim_download
-from proxy.broker.references import own_manifest
+from proxy.broker.references import initialised_from, own_manifest
 from proxy.broker.zipcheck import require_zip
 from proxy.errors import InvalidField, ProxyError
 from proxy.mapping import forms, queue
@@ -196,6 +196,7 @@ def _environment(*, xml: bool) -> ImmutableSandboxedEnvironment:
         broker_manifest=shim_download,
         broker_require_zip=require_zip,
         broker_own_manifest=own_manifest,
+        broker_initialised_from=initialised_from,
         **forms.FILTERS,
         **queue.FILTERS,
     )

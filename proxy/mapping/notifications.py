@@ -16,6 +16,12 @@ texts (``GenericAltinnMessage``). The translation, stated once:
   notification silently, so more are refused).
 * ``ShipmentDateTime``, ``FromAddress`` and the template name have no Altinn 3 counterpart: Altinn 3
   notifies when the correspondence is published, from its own address, with its own templates.
+  Confirmed in Altinn/altinn-correspondence: ``requestedSendTime`` was removed from the notification
+  block on 2026-03-06 (commit 39181c66, "remove the requestSendTime from notifications"; the OpenAPI
+  copy in the reference predates it), and ``CreateNotificationOrderHandler`` sends at the
+  correspondence's ``requestedPublishTime`` (now, when that has passed). The block has no sender
+  address (``EmailTemplate.FromAddress`` is internal, never set from the API). So a ShipmentDateTime
+  is honoured only as far as it equals the VisibleDateTime, which becomes ``requestedPublishTime``.
 """
 
 from __future__ import annotations

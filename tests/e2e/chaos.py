@@ -35,7 +35,9 @@ _HOP_BY_HOP = frozenset(
 class Fault:
     """What to do to the next ``times`` requests matching ``method`` and ``path`` (a prefix)."""
 
-    kind: Literal["status", "hang", "slow", "reset"]
+    #: ``drop``: the request reaches the target, which does the work; its answer is lost on the way
+    #: back (the connection is cut), as when the proxy dies between a create and recording its id.
+    kind: Literal["status", "hang", "slow", "reset", "drop"]
     path: str
     method: str | None = None
     times: int = 1
@@ -102,6 +104,8 @@ class Chaos:
                 )
             if fault.kind == "hang":
                 await asyncio.Event().wait()  # cancelled when the proxy closes the connection
+            if fault.kind == "drop":
+                return await self._drop(request)
             try:
                 return await self._forward(request, fault)
             except (ConnectionResetError, aiohttp.ClientError):
@@ -153,6 +157,15 @@ class Chaos:
                     await response.write(chunk)
             await response.write_eof()
             return response
+
+    async def _drop(self, request: web.Request) -> web.StreamResponse:
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
+        async with self._session.request(
+            request.method, self.target + request.path_qs, headers=headers, data=await request.read()
+        ) as upstream:
+            await upstream.read()
+        _cut(request)
+        return web.Response(status=599)  # the connection is already cut; nobody reads this
 
     async def _request_body(self, request: web.Request, fault: Fault | None) -> AsyncIterator[bytes]:
         received = 0

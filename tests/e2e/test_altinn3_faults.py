@@ -263,6 +263,26 @@ async def test_a_resent_upload_reuses_the_transfer_its_first_attempt_initialised
     assert sent[0].stored_size == len(payload)
 
 
+async def test_a_resend_after_the_initialisation_answer_was_lost_claims_that_transfer(faulty: Faulty) -> None:
+    broker = faulty.fakes.broker
+    file_reference = await faulty.call(_initiate, faulty.basic, SENDER, RECIPIENT[2], "lost-answer")
+    # Altinn 3 initialises the transfer, but the proxy never learns its id (as if it died then).
+    faulty.chaos.inject(Fault("drop", TRANSFERS, "POST"))
+    payload = b"PK\x05\x06" + bytes(18)
+    assert _is_unavailable(await faulty.call(_upload, faulty.streamed, SENDER, file_reference, payload))
+    [first] = [t for t in broker.transfers.values() if t.request.senders_reference == "lost-answer"]
+    assert first.status is FileTransferStatus.INITIALIZED
+    await faulty.settle()
+
+    receipt = await faulty.call(_upload, faulty.streamed, SENDER, file_reference, payload)
+
+    assert getattr(receipt, "ReceiptStatusCode", receipt) == "OK"
+    sent = [t for t in broker.transfers.values() if t.request.senders_reference == "lost-answer"]
+    assert sent == [first]  # found and claimed: no second transfer, no orphan
+    await broker.wait_until(lambda: first.status is FileTransferStatus.PUBLISHED)
+    assert first.stored_size == len(payload)
+
+
 async def test_connections_cut_mid_upload_and_mid_download(faulty: Faulty) -> None:
     import zeep.exceptions
 

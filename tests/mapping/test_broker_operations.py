@@ -28,7 +28,7 @@ from proxy.mapping.calls import (
 )
 from proxy.pipeline.loading import load_mapping_set
 from tests.mapping.helpers import MAPPINGS, canonical, run
-from tests.mapping.playbook import Answer, Call, Fault, Playbook, Yields
+from tests.mapping.playbook import Answer, Batch, Call, Fault, Playbook, Yields
 
 NS = "http://www.altinn.no/services/ServiceEngine/Broker/2015/06"
 BE = "http://schemas.altinn.no/services/ServiceEngine/Broker/2015/06"
@@ -38,6 +38,9 @@ FILE_ID = "6f1c2b1e-0c55-4f39-a6b5-0a3e4c7d9e01"
 NOW = datetime(2026, 8, 21, 10, 0, tzinfo=UTC)
 SENDER = Principal("eus", CallerKind.END_USER_SYSTEM, orgs={"310000019": OrgGrant("310000019")})
 RECIPIENT = Principal("eus2", CallerKind.END_USER_SYSTEM, orgs={"310000027": OrgGrant("310000027")})
+NOW_TEXT = "2026-08-21T10:00:00.000Z"
+OTHER_ID = "7a2d3c2f-1d66-4a40-b7c6-1b4f5d8eaf02"
+CLAIMED_ID = "8b3e4d3a-2e77-4b51-88d7-2c5a6e9fb003"
 #: The proxy's file reference of a file initiated through InitiateBrokerServiceBasic.
 REFERENCE = "0b6e9e0e-5d1c-4c43-8f0e-3f0c1a2b3c4d"
 MANIFEST = {
@@ -300,6 +303,8 @@ def test_upload_initialises_the_transfer_under_the_uploaded_name(mapping_set: Ma
         << json.dumps(MANIFEST)
         >> _recall("earlier", f"broker transfer {REFERENCE}")
         << None
+        >> _attempt()
+        << NOW_TEXT  # the first attempt
         >> Call(
             "POST",
             "/broker/api/v1/filetransfer",
@@ -317,6 +322,47 @@ def test_upload_initialises_the_transfer_under_the_uploaded_name(mapping_set: Ma
         << FILE_ID
         >> Yields(Remember("*", "*", f"broker reference {FILE_ID}", REFERENCE, "named", durable=True))
         << REFERENCE
+        >> Call("POST", f"/broker/api/v1/filetransfer/{FILE_ID}/upload")
+        << Altinn3Response(200, json={"fileTransferId": FILE_ID})
+        >> _receipt(REFERENCE)
+    )
+
+
+def _attempt() -> Yields:
+    return Yields(Remember("eus", "UploadFileStreamedBasic", f"attempt {REFERENCE}", NOW_TEXT, "attempt"))
+
+
+def test_a_resend_finds_the_transfer_whose_id_the_first_attempt_never_learnt(mapping_set: MappingSet) -> None:
+    other_name = {**_overview("Initialized"), "fileTransferId": OTHER_ID, "fileName": "other.zip"}
+    claimed = {**_overview("Initialized"), "fileTransferId": CLAIMED_ID, "fileName": "report.zip"}
+    ours = {**_overview("Initialized"), "fileName": "report.zip"}
+    for transfer in (other_name, claimed, ours):
+        transfer |= {
+            "propertyList": {"k": "v"},
+            "recipients": [{"recipient": "0192:310000027"}, {"recipient": "0192:310000035"}],
+        }
+    assert (
+        Playbook(_upload_plan(mapping_set, REFERENCE))
+        >> _recall("kept", f"broker manifest {REFERENCE}")
+        << json.dumps(MANIFEST)
+        >> _recall("earlier", f"broker transfer {REFERENCE}")
+        << None
+        >> _attempt()
+        << "2026-08-21T09:59:00.000Z"  # an earlier attempt died without keeping a transfer id
+        >> Call("GET", "/broker/api/v1/filetransfer")
+        << Altinn3Response(200, json=[OTHER_ID, CLAIMED_ID, FILE_ID])
+        >> Batch(
+            tuple(Call("GET", f"/broker/api/v1/filetransfer/{i}") for i in (OTHER_ID, CLAIMED_ID, FILE_ID))
+        )
+        << tuple(Altinn3Response(200, json=t) for t in (other_name, claimed, ours))
+        >> _recall("claims", f"broker reference {CLAIMED_ID}")
+        << "another-reference"
+        >> _recall("claims", f"broker reference {FILE_ID}")
+        << None
+        >> Yields(Remember("*", "*", f"broker reference {FILE_ID}", REFERENCE, "claimed", durable=True))
+        << REFERENCE
+        >> Yields(Remember("*", "*", f"broker transfer {REFERENCE}", FILE_ID, "transfer_id", durable=True))
+        << FILE_ID
         >> Call("POST", f"/broker/api/v1/filetransfer/{FILE_ID}/upload")
         << Altinn3Response(200, json={"fileTransferId": FILE_ID})
         >> _receipt(REFERENCE)
