@@ -3,7 +3,8 @@
 Upstream and token failures are thrown back into the plan, where the operation's fault table
 translates them; anything else (store unavailable, cancellation) ends the plan as it is.
 A ``CallBatch`` runs its calls concurrently, at most ``concurrency`` at a time; the first failure
-cancels the rest of the batch.
+cancels the rest of the batch, unless its calls ``keep`` their answers: then every call runs to its
+end (each 2xx answer is remembered as it arrives) and the first failure is raised after.
 
 Idempotency: when a plan's ``BeginIdempotent`` claims a new key, this driver owns the claim until the
 plan ends: its answer bytes are recorded with the store, and any other ending (a fault, a store
@@ -202,9 +203,9 @@ async def _release_later(store: StateStore, claim: Begun) -> None:
 
 async def _answer(request: PlanRequest, client: CallSender, store: StateStore, pending: _Pending) -> Any:
     if isinstance(request, Altinn3Call):
-        return await client.send(request)
+        return await _send(request, client, store)
     if isinstance(request, CallBatch):
-        return await _batch(request, client)
+        return await _batch(request, client, store)
     if isinstance(request, AllocateId):
         return await store.allocate_id(request.kind, request.guid, request.owner_org, request.parent)
     if isinstance(request, ResolveId) and request.with_parent:
@@ -288,12 +289,31 @@ def _iso(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-async def _batch(batch: CallBatch, client: CallSender) -> tuple[Altinn3Response, ...]:
+async def _send(call: Altinn3Call, client: CallSender, store: StateStore) -> Altinn3Response:
+    """Send ``call``; a ``keep`` memo records a 2xx answer's JSON text before anything else happens.
+
+    So what one call of a batch created is remembered even when a sibling fails and ends the plan.
+    """
+    response = await client.send(call)
+    if call.keep is not None and 200 <= response.status < 300 and isinstance(response.json, str):
+        await store.remember(IdempotencyKey(*call.keep), response.json)
+    return response
+
+
+async def _batch(batch: CallBatch, client: CallSender, store: StateStore) -> tuple[Altinn3Response, ...]:
     limit = asyncio.Semaphore(batch.concurrency)
 
     async def one(call: Altinn3Call) -> Altinn3Response:
         async with limit:
-            return await client.send(call)
+            return await _send(call, client, store)
+
+    if any(call.keep is not None for call in batch.calls):
+        # Calls that keep what they create run to their end, so every answer is kept.
+        answers = await asyncio.gather(*(one(call) for call in batch.calls), return_exceptions=True)
+        for answer in answers:
+            if isinstance(answer, BaseException):
+                raise answer
+        return tuple(answer for answer in answers if isinstance(answer, Altinn3Response))
 
     try:
         async with asyncio.TaskGroup() as group:

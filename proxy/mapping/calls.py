@@ -123,6 +123,9 @@ class Altinn3Call:
     idempotent: bool = False
     #: The mapping step that produced the call (for explain, logs and canned responses).
     step: str = ""
+    #: ``(caller, operation, key)`` of a memo the executor records the answer's JSON text under as
+    #: soon as a 2xx answer arrives (see ``keep`` in mappings/README.md).
+    keep: tuple[str, str, str] | None = None
 
 
 @dataclass(frozen=True)

@@ -651,6 +651,7 @@ def _compile_call(spec: Any, names: Names, loc: Loc) -> CompiledCall:
         response=ResponseKind(spec.response),
         accept=frozenset(spec.accept),
         idempotent=default_idempotent(spec.method) if spec.idempotent is None else spec.idempotent,
+        keep=None if spec.keep is None else _value(spec.keep, names, (*loc, "keep")),
     )
 
 

@@ -182,9 +182,15 @@ class CompiledCall:
     response: ResponseKind
     accept: frozenset[int]
     idempotent: bool
+    keep: Evaluate | None = None
 
-    def build(self, context: Mapping[str, Any], token: TokenRequest, step: str) -> Altinn3Call:
-        """The :class:`Altinn3Call` for one context (one item, for ``foreach``)."""
+    def build(
+        self, context: Mapping[str, Any], token: TokenRequest, step: str, scope: tuple[str, str] = ("", "")
+    ) -> Altinn3Call:
+        """The :class:`Altinn3Call` for one context (one item, for ``foreach``).
+
+        ``scope`` is the ``(caller, operation)`` a ``keep`` memo is recorded under.
+        """
         query: list[tuple[str, str]] = []
         for name, evaluate in self.query:
             value = evaluate(context)
@@ -208,6 +214,7 @@ class CompiledCall:
             accept_status=self.accept,
             idempotent=self.idempotent,
             step=step,
+            keep=None if self.keep is None else (*scope, str(self.keep(context))),
         )
 
 
@@ -562,7 +569,7 @@ def _run_step(
             return None if peek is None else (yield peek)
         if isinstance(action, CompiledValue):
             return action.evaluate(context)
-        single = (action.build(context, token, step.name),)
+        single = (action.build(context, token, step.name, (identity.caller_id, operation.legacy.operation)),)
         return (yield from _call_until(step, single, [context]))[0]
 
     scopes = [
@@ -573,7 +580,8 @@ def _run_step(
     if isinstance(action, CompiledCall):
         wanted = [position for position, keep in enumerate(chosen) if keep]
         targets = [scopes[position] for position in wanted]
-        calls = tuple(action.build(scope, token, step.name) for scope in targets)
+        memo_scope = (identity.caller_id, operation.legacy.operation)
+        calls = tuple(action.build(scope, token, step.name, memo_scope) for scope in targets)
         for position, value in zip(wanted, (yield from _call_until(step, calls, targets)), strict=True):
             found[position] = value
         return found

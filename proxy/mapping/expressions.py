@@ -144,6 +144,16 @@ def uuid5(value: object) -> str:
     return str(uuid.uuid5(PROXY_UUID_NAMESPACE, "" if value is None else str(value)))
 
 
+#: A GUID in its 8-4-4-4-12 hex form (either case).
+GUID_PATTERN = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def as_guid(value: object) -> str | None:
+    """``value`` as a lower-case GUID, or none when it is none (e.g. to key a memo by a caller's reference)."""
+    text = "" if value is None else str(value).strip()
+    return text.lower() if GUID_PATTERN.fullmatch(text) else None
+
+
 def new_guid() -> str:
     """A fresh random UUID (e.g. a reference the proxy hands out before Altinn 3 has an id)."""
     return str(uuid.uuid4())
@@ -191,6 +201,7 @@ def _environment(*, xml: bool) -> ImmutableSandboxedEnvironment:
         remap_keys=remap_keys,
         to_dict=to_dict,
         uuid5=uuid5,
+        as_guid=as_guid,
         notification_block=notification_block,
         from_json=from_json,
         broker_manifest=shim_download,

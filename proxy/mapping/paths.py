@@ -29,17 +29,16 @@ from urllib.parse import quote
 from jinja2 import nodes
 
 from proxy.errors import InvalidField, ProxyError, UpstreamError
-from proxy.mapping.expressions import VALUES, ExpressionError, Names, compile_expression
+from proxy.mapping.expressions import GUID_PATTERN, VALUES, ExpressionError, Names, compile_expression
 
 MAX_SEGMENT_LENGTH = 200
 _PARAMETER = re.compile(r"^\{\{(?P<expr>.*)\|\s*(?P<type>guid|digits|segment)\s*\}\}$", re.DOTALL)
-_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _DIGITS = re.compile(r"[0-9]{1,18}")
 _CALLER_NAMES = frozenset({"fields", "vars"})
 
 
 def _guid(text: str) -> str | None:
-    return text.lower() if _GUID.fullmatch(text) else None
+    return text.lower() if GUID_PATTERN.fullmatch(text) else None
 
 
 def _digits(text: str) -> str | None:

@@ -220,6 +220,9 @@ class CallSpec(_Model):
     response: Literal["json", "bytes", "stream", "none"] = "json"
     accept: list[int] = Field(default_factory=list)
     idempotent: bool | None = None
+    #: Expression: a memo key under which the call's answer (JSON text, e.g. a created id) is
+    #: remembered the moment it arrives, before sibling calls of a ``foreach`` finish or fail.
+    keep: str | None = Field(default=None, min_length=1)
 
     @model_validator(mode="after")
     def _one_body(self) -> CallSpec:

@@ -222,3 +222,34 @@ async def test_a_crash_between_create_and_recording_the_answer_reuses_the_altinn
         "310000035", ReceiptReference("ExternalShipmentReference", "shipment-crash-1")
     )
     assert [r.receipt_id for r in receipts] == [resent.ReceiptId]
+
+
+async def test_a_refused_attachment_orphans_none_of_its_siblings(world: World, reference: Path) -> None:
+    """One attachment refused (2012), its sibling created: the corrected resend reuses the sibling."""
+    agency_wsdl = _wsdl(reference, "CorrespondenceAgencyExternal", "CorrespondenceAgencyExternalBasic.wsdl")
+
+    def send(second_name: str) -> Any:
+        agency = legacy_client(agency_wsdl, world.proxy_url + AGENCY)
+        correspondence = _correspondence()
+        attachments = correspondence["Content"]["Attachments"]["BinaryAttachments"]["BinaryAttachmentV2"]
+        attachments[1]["FileName"] = second_name
+        try:
+            return agency.InsertCorrespondenceBasicV2(
+                *SERVICE_OWNER, "TTD_DEMO", "siblings-1", correspondence
+            )
+        except zeep.exceptions.Fault as fault:
+            return fault
+
+    refused = await asyncio.to_thread(send, "vedlegg:1.txt")
+    assert isinstance(refused, zeep.exceptions.Fault)
+    fake = world.fakes.correspondence
+    created = [a for a in fake.attachments.values() if a.senders_reference == "siblings-1"]
+    assert [a.file_name for a in created] == ["vedtak.pdf"]
+
+    receipt = await asyncio.to_thread(send, "vedlegg.txt")
+
+    assert receipt.ReceiptStatusCode == "OK"
+    sent = [a for a in fake.attachments.values() if a.senders_reference == "siblings-1"]
+    assert sorted(a.file_name for a in sent) == ["vedlegg.txt", "vedtak.pdf"]
+    assert created[0] in sent  # reused, not uploaded again
+    assert [a for a in sent if not a.correspondence_ids] == []
