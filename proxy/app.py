@@ -61,6 +61,7 @@ from proxy.soap.surface import Surface
 from proxy.soap.xmlsafe import XmlLimits
 from proxy.store import Store, StoreOptions, open_store
 from proxy.web import rest_metrics
+from proxy.web.admission import Admission
 from proxy.web.board import Board, BoardSource, CallerRow, add_board_routes
 from proxy.web.health import Readiness, add_health_routes
 from proxy.web.middleware import request_context
@@ -94,6 +95,8 @@ class Services:
 
 
 SERVICES = web.AppKey("services", Services)
+#: The count of legacy calls being served, shared by the SOAP and REST fronts.
+ADMISSION = web.AppKey("admission", Admission)
 
 
 def create_app(settings: Settings, readiness: Readiness | None = None) -> web.Application:
@@ -110,6 +113,7 @@ def create_app(settings: Settings, readiness: Readiness | None = None) -> web.Ap
     app.on_response_prepare.append(hide_server_software)
     add_health_routes(app, readiness)
     app.cleanup_ctx.append(_services_context(readiness))
+    admission = app[ADMISSION] = Admission(settings.limits.max_in_flight)  # one budget for both fronts
     add_soap_routes(
         app,
         handlers=MappedOperations(_pipeline_of(app)),
@@ -117,8 +121,9 @@ def create_app(settings: Settings, readiness: Readiness | None = None) -> web.Ap
         authenticate=_authenticate_with(app),
         surface=_surface_of(app),
         on_untranslated=_record_untranslated(app),
+        admission=admission,
     )
-    add_rest_routes(app, _rest_identity(app))
+    add_rest_routes(app, _rest_identity(app), admission)
     app[METRICS_PORT_ROUTES] = [lambda metrics_app: add_board_routes(metrics_app, _board_source(app))]
     return app
 

@@ -37,6 +37,7 @@ echo credentials.
     │   ├── TokenRefused               Maskinporten answered an error (MP-nnn)
     │   └── TokenUnavailable           network failure/timeout towards Maskinporten (503)
     ├── StoreUnavailable               the state store cannot be reached       (Server, 503)
+    ├── Overloaded                     serving limits.max_in_flight calls already (Server, 503)
     ├── MappingRuntimeError            a mapping's template/expression failed  (Server, 500)
     └── ConfigurationError             settings or mappings invalid (start-up; never a fault)
 
@@ -269,6 +270,13 @@ class StoreUnavailable(ProxyError):
     error_id = 30020
     http_status = 503
     kind = "store_unavailable"
+
+
+class Overloaded(ProxyError):
+    """The process already serves as many calls as it is set to; nothing of this one was done."""
+
+    http_status = 503
+    kind = "overloaded"
 
 
 class MappingRuntimeError(ProxyError):

@@ -242,6 +242,9 @@ class Limits(_Section):
     #: A connection with no complete request for this long is closed: idle keep-alive connections,
     #: and request headers trickled in slowly (slowloris).
     idle_connection_seconds: Annotated[float, Field(gt=0)] = 75.0
+    #: Legacy calls served at once; the next is refused at once with a retryable Server fault (503)
+    #: rather than queued, so a backlog cannot grow memory without bound.
+    max_in_flight: Annotated[int, Field(gt=0)] = 256
 
 
 class Timeouts(_Section):

@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import sys
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -59,6 +60,7 @@ from proxy.mapping.schema import LegacySide
 from proxy.observability.metrics import LEGACY_CALLS, bound, method_label
 from proxy.soap.payload import SizedStream
 from proxy.web import hal
+from proxy.web.admission import Admission
 from proxy.web.middleware import request_id_of
 from proxy.web.odata import Query, parse_query
 from proxy.web.refusals import as_legacy_caller_sees_it
@@ -208,18 +210,21 @@ def match_route(path: str) -> RouteMatch:
     return RouteMatch(OTHER_ROUTE, {})
 
 
-def add_rest_routes(app: web.Application, identity: Callable[[], RestIdentity]) -> None:
+def add_rest_routes(
+    app: web.Application, identity: Callable[[], RestIdentity], admission: Admission | None = None
+) -> None:
     """Serve ``/api/...`` (any case) on ``app`` with the legacy REST identity checks.
 
     ``identity`` is called per request, so the services it returns may be created after the routes
-    (in the app's cleanup context).
+    (in the app's cleanup context). ``admission`` bounds the calls served at once (None: no bound).
     """
-    app.router.add_route("*", _ROUTE, _RestFront(identity).handle)
+    app.router.add_route("*", _ROUTE, _RestFront(identity, admission or Admission(sys.maxsize)).handle)
 
 
 class _RestFront:
-    def __init__(self, identity: Callable[[], RestIdentity]) -> None:
+    def __init__(self, identity: Callable[[], RestIdentity], admission: Admission) -> None:
         self._identity = identity
+        self._admission = admission
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         method = method_label(request.method)
@@ -228,17 +233,20 @@ class _RestFront:
         principal: Principal | None = None
         media_type = hal.negotiate(request.headers.get("Accept"))
         try:
-            identity = self._identity()
-            principal = await self._authenticate(identity, request, peer)
-            bound(LEGACY_CALLS, principal.caller_id, "rest", f"{method} {route.template}").inc()
-            org = await self._authorize(identity, principal, route)
-            operation = None
-            if identity.backend is not None and route.template != OTHER_ROUTE:
-                operation = identity.backend.operation(request.method.upper(), route.template)
-            if identity.backend is None or operation is None:
-                self._untranslated(request, method, route, principal, org, peer)
-            assert operation is not None
-            response = await self._translate(request, identity, operation, principal, route, org, media_type)
+            with self._admission.admit():
+                identity = self._identity()
+                principal = await self._authenticate(identity, request, peer)
+                bound(LEGACY_CALLS, principal.caller_id, "rest", f"{method} {route.template}").inc()
+                org = await self._authorize(identity, principal, route)
+                operation = None
+                if identity.backend is not None and route.template != OTHER_ROUTE:
+                    operation = identity.backend.operation(request.method.upper(), route.template)
+                if identity.backend is None or operation is None:
+                    self._untranslated(request, method, route, principal, org, peer)
+                assert operation is not None
+                response = await self._translate(
+                    request, identity, operation, principal, route, org, media_type
+                )
             REST_REQUESTS.labels(method, route.template, "ok").inc()
             return response
         except ProxyError as error:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,7 @@ from proxy.soap.request import SoapCall, parse_request, request_version
 from proxy.soap.surface import Surface
 from proxy.soap.wsdl import ServiceDescription, describe, rewrite_addresses
 from proxy.soap.xmlsafe import XmlLimits
+from proxy.web.admission import Admission
 from proxy.web.middleware import mark_streamed, name_legacy_operation, request_id_of
 from proxy.web.refusals import as_legacy_caller_sees_it
 from proxy.web.soap_metrics import SOAP_FAULTS, SOAP_REQUESTS, SOAP_UNTRANSLATED
@@ -108,6 +110,7 @@ def add_soap_routes(
     authenticate: Authenticator | None,
     surface: Callable[[], Surface],
     on_untranslated: UntranslatedObserver | None = None,
+    admission: Admission | None = None,
 ) -> None:
     """Serve every catalogued SOAP endpoint (POST calls, GET ``?wsdl``/``?singleWsdl``/``?xsd=``) on ``app``.
 
@@ -115,9 +118,10 @@ def add_soap_routes(
     changes dispatch and WSDLs together). ``handlers`` are keyed by ``(service name, operation
     name)``; ``Test`` is answered unless a handler overrides it; any other unregistered operation
     answers ``OperationNotTranslated``. ``authenticate`` is called for operations that carry
-    credentials; None skips authentication.
+    credentials; None skips authentication. ``admission`` bounds the calls served at once (None: no
+    bound).
     """
-    endpoint = _SoapEndpoint(surface, handlers, config, authenticate, on_untranslated)
+    endpoint = _SoapEndpoint(surface, handlers, config, authenticate, on_untranslated, admission)
     app.router.add_route("*", _ROUTE, endpoint.handle)
 
 
@@ -129,7 +133,9 @@ class _SoapEndpoint:
         config: SoapConfig,
         authenticate: Authenticator | None,
         on_untranslated: UntranslatedObserver | None = None,
+        admission: Admission | None = None,
     ) -> None:
+        self._admission = admission or Admission(sys.maxsize)
         self._surface = surface
         self._on_untranslated = on_untranslated
         self._handlers = handlers
@@ -162,12 +168,13 @@ class _SoapEndpoint:
         if service.binding is Binding.BASIC_STREAMED:
             mark_streamed(request)
         try:
-            call = await self._read_call(request, service)
-            operation = call.operation
-            name_legacy_operation(request, service.name, operation.name)
-            reply = await self._invoke(call, request_id, request.remote)
-            encoded = encode_reply(call, reply)
-            response = await self._write(request, encoded)
+            with self._admission.admit():
+                call = await self._read_call(request, service)
+                operation = call.operation
+                name_legacy_operation(request, service.name, operation.name)
+                reply = await self._invoke(call, request_id, request.remote)
+                encoded = encode_reply(call, reply)
+                response = await self._write(request, encoded)
             bound(SOAP_REQUESTS, service.name, operation.name, "ok").inc()
             return response
         except MappingRuntimeError as error:

@@ -48,6 +48,7 @@ class RestWorld:
     http_url: str
     tls: SandboxTls
     workdir: Path
+    app: web.Application
 
     def client(self, who: tuple[str, str] = EUS) -> RestClient:
         """A legacy REST client presenting the enterprise certificate of ``who``."""
@@ -113,14 +114,21 @@ async def rest_world(
         context = await asyncio.to_thread(
             tls_context, tls.server_certificate, tls.server_key, client_ca_file=tls.ca
         )
-        runner = web.AppRunner(create_app(settings), access_log=None, shutdown_timeout=1.0)
+        app = create_app(settings)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
         try:
             await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context).start()
             await web.TCPSite(runner, "127.0.0.1", 0).start()
             port, http_port = runner.addresses[0][1], runner.addresses[1][1]
             yield RestWorld(
-                fakes, settings, f"https://127.0.0.1:{port}", f"http://127.0.0.1:{http_port}", tls, workdir
+                fakes,
+                settings,
+                f"https://127.0.0.1:{port}",
+                f"http://127.0.0.1:{http_port}",
+                tls,
+                workdir,
+                app,
             )
         finally:
             await runner.cleanup()
