@@ -50,9 +50,10 @@ def test_the_image_installs_the_locked_dependencies_only() -> None:
 
 
 def test_the_lock_pins_every_runtime_dependency_with_hashes_within_its_range() -> None:
+    """The runtime dependencies and the ``speed`` extra (uvloop): the image serves on the loop benched."""
     project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     pins = locked()
-    for spec in project["dependencies"]:
+    for spec in [*project["dependencies"], *project["optional-dependencies"]["speed"]]:
         requirement = Requirement(spec)
         name = requirement.name.lower().replace("_", "-")
         assert name in pins, f"{name} is not in requirements.lock: run `make lock`"
