@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from jinja2.exceptions import SecurityError, UndefinedError
+from jinja2.runtime import Undefined
 
 from proxy.errors import InvalidField
 from proxy.mapping.expressions import VALUES, XML
@@ -225,3 +226,35 @@ def test_selectattr_on_an_item_without_the_attribute_is_jinja_s_error() -> None:
 def test_selectattr_with_a_test_or_a_dotted_name_is_left_to_jinja() -> None:
     assert fast_expression(VALUES, "links | selectattr('url', 'none') | first") is None
     assert fast_expression(VALUES, "links | selectattr('a.b') | first") is None
+
+
+@dataclass(frozen=True)
+class Named:
+    mro: str
+
+
+def test_an_attribute_the_sandbox_allowed_for_one_type_is_judged_again_for_another() -> None:
+    source = "target.mro"
+    jinja = VALUES.compile_expression(source, undefined_to_none=False)
+    evaluate = with_fallback(fast_expression(VALUES, source), lambda c: jinja(**c))
+    assert evaluate({"target": Named("m")}) == "m"  # remembered as safe for Named
+    refused = evaluate({"target": Named})  # type.mro is internal: the sandbox's unsafe Undefined
+    assert isinstance(refused, Undefined)
+    assert isinstance(jinja(target=Named), Undefined)
+    with pytest.raises(SecurityError):
+        str(refused)
+
+
+def test_str_format_is_the_sandbox_s_formatter_on_the_fast_path_too() -> None:
+    source = "template.format(fields.code)"
+    jinja = VALUES.compile_expression(source, undefined_to_none=False)
+    evaluate = with_fallback(fast_expression(VALUES, source), lambda c: jinja(**c))
+    values = {**context(), "template": "code {0}"}
+    assert evaluate(values) == jinja(**values) == "code 4711"
+    values["template"] = "{0.__class__}"
+    with pytest.raises(SecurityError):
+        evaluate(values)
+
+
+def test_a_keyword_argument_named_like_a_python_keyword_is_left_to_jinja() -> None:
+    assert fast_expression(VALUES, "route(fields.code, class=1)") is None
