@@ -535,7 +535,11 @@ def _run(
     for step in operation.steps:
         position.line = step.line or operation.line
         try:
-            results[step.name] = yield from _run_step(step, context, identity, token, operation, clock)
+            items = None if step.foreach is None else step.foreach(context)
+            if step.foreach is not None and not items:
+                results[step.name] = []  # no items, nothing to run (the common case: no attachments)
+                continue
+            results[step.name] = yield from _run_step(step, items, context, identity, token, operation, clock)
         except (UpstreamError, TokenError) as error:
             raise translate_fault(operation.faults, error) from error
 
@@ -547,13 +551,14 @@ def _run(
 
 def _run_step(
     step: CompiledStep,
+    items: Any,
     context: Context,
     identity: ActingIdentity,
     token: TokenRequest,
     operation: CompiledOperation,
     clock: Clock,
 ) -> Generator[PlanRequest, Any, Any]:
-    """One step's result. A ``foreach`` step's ``when`` is judged per item (a skipped item gives None)."""
+    """One step's result. A ``foreach`` step's ``when`` is judged per ``items`` item (a skipped item gives None)."""
     action = step.action
     if step.foreach is None:
         if step.when is not None and not step.when(context):
@@ -572,9 +577,7 @@ def _run_step(
         single = (action.build(context, token, step.name, (identity.caller_id, operation.legacy.operation)),)
         return (yield from _call_until(step, single, [context]))[0]
 
-    scopes = [
-        {**context, step.item: item, "index": index} for index, item in enumerate(step.foreach(context) or ())
-    ]
+    scopes = [{**context, step.item: item, "index": index} for index, item in enumerate(items or ())]
     chosen = [step.when is None or bool(step.when(scope)) for scope in scopes]
     found: list[Any] = [None] * len(scopes)
     if isinstance(action, CompiledCall):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import re
 import uuid
@@ -30,7 +31,7 @@ from proxy.broker.references import initialised_from, own_manifest
 from proxy.broker.zipcheck import require_zip
 from proxy.errors import InvalidField, ProxyError
 from proxy.mapping import forms, queue
-from proxy.mapping.fastpath import fast_expression, fast_template, with_fallback
+from proxy.mapping.fastpath import fast_expression, fast_template
 from proxy.mapping.notifications import notification_block
 
 #: Altinn 2 served Norwegian local time; a WCF ``xs:dateTime`` without offset means Oslo time.
@@ -139,9 +140,23 @@ def resource_urn(value: str | None) -> str:
 PROXY_UUID_NAMESPACE = uuid.UUID("6f1d5a52-3c55-5d8e-9b0e-2f7a1c4e8d31")
 
 
+_NAMESPACE_BYTES = PROXY_UUID_NAMESPACE.bytes
+
+
 def uuid5(value: object) -> str:
-    """A stable UUID for ``value`` (e.g. Altinn 3's ``idempotentKey`` from a legacy reference)."""
-    return str(uuid.uuid5(PROXY_UUID_NAMESPACE, "" if value is None else str(value)))
+    """A stable UUID for ``value`` (e.g. Altinn 3's ``idempotentKey`` from a legacy reference).
+
+    ``str(uuid.uuid5(PROXY_UUID_NAMESPACE, value))`` (RFC 4122 version 5), without building the
+    ``UUID`` object in between: a third of the cost, once or twice per request.
+    """
+    name = "" if value is None else str(value)
+    digest = bytearray(
+        hashlib.sha1(_NAMESPACE_BYTES + name.encode("utf-8"), usedforsecurity=False).digest()[:16]
+    )
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # the RFC 4122 variant
+    text = digest.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 #: A GUID in its 8-4-4-4-12 hex form (either case).
@@ -326,13 +341,18 @@ def compile_value(source: Any, names: Names) -> Value | Any:
             expr = single.group("expr")
             names.check(VALUES.parse(f"{{{{ {expr} }}}}"))
             compiled = VALUES.compile_expression(expr, undefined_to_none=False)
-            evaluate = with_fallback(fast_expression(VALUES, expr), lambda context: compiled(**context))
-            return Value(source, evaluate, literal=False)
+            jinja = _keywords(compiled)
+            return Value(source, fast_expression(VALUES, expr, jinja) or jinja, literal=False)
         names.check(VALUES.parse(source))
         template = VALUES.from_string(source)
-        return Value(source, with_fallback(fast_template(VALUES, source), template.render), literal=False)
+        return Value(source, fast_template(VALUES, source, template.render) or template.render, literal=False)
     except TemplateSyntaxError as error:
         raise ExpressionError(f"expression does not compile: {error.message}") from None
+
+
+def _keywords(compiled: Callable[..., Any]) -> Callable[[Mapping[str, Any]], Any]:
+    """A Jinja ``compile_expression`` result called with a context mapping."""
+    return lambda context: compiled(**context)
 
 
 def compile_expression(source: str, names: Names) -> Value:
@@ -341,18 +361,19 @@ def compile_expression(source: str, names: Names) -> Value:
     expr = single.group("expr") if single is not None else source
     try:
         names.check(VALUES.parse(f"{{{{ {expr} }}}}"))
-        compiled = VALUES.compile_expression(expr, undefined_to_none=False)
-        fast = fast_expression(VALUES, expr)
+        jinja = _keywords(VALUES.compile_expression(expr, undefined_to_none=False))
+        evaluate = fast_expression(VALUES, expr, jinja) or jinja
     except TemplateSyntaxError as error:
         raise ExpressionError(f"expression does not compile: {error.message}") from None
-    return Value(source, with_fallback(fast, lambda context: compiled(**context)), literal=False)
+    return Value(source, evaluate, literal=False)
 
 
 def compile_xml_template(source: str, names: Names) -> Callable[[Mapping[str, Any]], str]:
     """Compile an answer template (XML autoescape) and check the names it uses."""
     try:
         names.check(XML.parse(source))
-        return guarded(source, with_fallback(fast_template(XML, source), XML.from_string(source).render))
+        render = XML.from_string(source).render
+        return guarded(source, fast_template(XML, source, render) or render)
     except TemplateSyntaxError as error:
         raise ExpressionError(
             f"template does not compile (template line {error.lineno}): {error.message}"

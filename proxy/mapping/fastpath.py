@@ -66,24 +66,32 @@ def with_fallback(fast: Evaluate | None, jinja: Evaluate) -> Evaluate:
     return evaluate
 
 
-def fast_expression(env: SandboxedEnvironment, source: str) -> Evaluate | None:
-    """A plain-Python evaluator of the expression ``source``, or None when it is not simple."""
+def fast_expression(
+    env: SandboxedEnvironment, source: str, fallback: Evaluate | None = None
+) -> Evaluate | None:
+    """A plain-Python evaluator of the expression ``source``, or None when it is not simple.
+
+    With ``fallback`` (Jinja's own evaluator) it is ``with_fallback(fast, fallback)`` in one function.
+    """
     template = env.parse(f"{{{{ {source} }}}}")
     body = template.body
     if len(body) != 1 or not isinstance(body[0], nodes.Output) or len(body[0].nodes) != 1:
         return None
     code = _Source(env)
     try:
-        return code.function(code.expression(body[0].nodes[0]), source)
+        return code.function(code.expression(body[0].nodes[0]), source, fallback)
     except _Unsupported:
         return None
 
 
-def fast_template(env: SandboxedEnvironment, source: str) -> Evaluate | None:
+def fast_template(
+    env: SandboxedEnvironment, source: str, fallback: Evaluate | None = None
+) -> Evaluate | None:
     """A plain-Python renderer of a template made only of text and simple ``{{ }}`` expressions.
 
     Each value goes through the environment's ``finalize`` and, with autoescape, ``escape``, as Jinja's
-    generated code does; text between expressions is copied as Jinja's lexer left it.
+    generated code does; text between expressions is copied as Jinja's lexer left it. ``fallback`` as
+    for :func:`fast_expression`.
     """
     template = env.parse(source)
     if not template.body:
@@ -105,7 +113,7 @@ def fast_template(env: SandboxedEnvironment, source: str) -> Evaluate | None:
             parts.append(f"{convert}({value if finalize is None else f'{finalize}({value})'})")
     except _Unsupported:
         return None
-    return code.function(f"''.join(({', '.join(parts)},))", source)
+    return code.function(f"''.join(({', '.join(parts)},))", source, fallback)
 
 
 class _Source:
@@ -127,9 +135,15 @@ class _Source:
         self._temporaries += 1
         return f"_t{self._temporaries}"
 
-    def function(self, expression: str, origin: str) -> Evaluate:
-        """Compile ``def evaluate(context): return <expression>``."""
+    def function(self, expression: str, origin: str, fallback: Evaluate | None) -> Evaluate:
+        """Compile ``def evaluate(context): return <expression>`` (``fallback(context)`` on a miss)."""
         source = f"def evaluate(context):\n    return {expression}\n"
+        if fallback is not None:
+            jinja = self.bind(fallback)
+            source = (
+                f"def evaluate(context):\n    try:\n        return {expression}\n"
+                f"    except {self.bind(_Miss)}:\n        return {jinja}(context)\n"
+            )
         namespace = dict(self.globals)
         exec(compile(source, f"<mapping expression {origin[:60]!r}>", "exec"), namespace)  # noqa: S102
         evaluate: Evaluate = namespace["evaluate"]

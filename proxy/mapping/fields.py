@@ -169,28 +169,36 @@ class FieldReader:
                 if depth == len(item.steps) - 1 and item.steps not in ends:
                     ends.append(item.steps)  # once, however many fields share the path
                 node = below
-        self._records = {item.name: FieldReader(item.children) for item in fields if item.children}
+        #: Per field: name, path, steps, whether it repeats, whether required, how one element is read.
+        self._plan = tuple(
+            (item.name, item.path, item.steps, item.many, item.required, _element_reader(item))
+            for item in fields
+        )
 
     def read(self, element: etree._Element) -> dict[str, Any]:
         """Every field's value below ``element``, by name."""
         found: dict[tuple[str, ...], list[etree._Element]] = {}
         _collect(element, self._trie, found)
         values: dict[str, Any] = {}
-        for item in self.fields:
-            elements = found.get(item.steps, ())
-            if item.many:
-                values[item.name] = [self._one(item, each) for each in elements]
+        for name, path, steps, many, required, read_one in self._plan:
+            elements = found.get(steps)
+            if many:
+                values[name] = [read_one(each) for each in elements] if elements else []
                 continue
-            value = self._one(item, elements[0]) if elements else None
-            if value is None and item.required:
-                raise InvalidField(f"{item.path} is required")
-            values[item.name] = value
+            value = read_one(elements[0]) if elements else None
+            if value is None and required:
+                raise InvalidField(f"{path} is required")
+            values[name] = value
         return values
 
-    def _one(self, item: CompiledField, element: etree._Element) -> Any:
-        if item.children:
-            return self._records[item.name].read(element)
-        return item._one(element)
+
+def _element_reader(item: CompiledField) -> Callable[[etree._Element], Any]:
+    """How :class:`FieldReader` reads one element of ``item``: what ``item._one`` does, chosen once."""
+    if item.children:
+        return FieldReader(item.children).read
+    if item.type == "string":
+        return _text
+    return item._one
 
 
 def _collect(

@@ -258,3 +258,13 @@ def test_str_format_is_the_sandbox_s_formatter_on_the_fast_path_too() -> None:
 
 def test_a_keyword_argument_named_like_a_python_keyword_is_left_to_jinja() -> None:
     assert fast_expression(VALUES, "route(fields.code, class=1)") is None
+
+
+@pytest.mark.parametrize(
+    "source", ["fields.title", "fields.missing or 'x'", "results.init[7]", "nothing.at_all"]
+)
+def test_a_fallback_compiled_in_answers_as_with_fallback(source: str) -> None:
+    jinja = VALUES.compile_expression(source, undefined_to_none=False)
+    compiled_in = fast_expression(VALUES, source, lambda c: jinja(**c))
+    wrapped = with_fallback(fast_expression(VALUES, source), lambda c: jinja(**c))
+    assert _outcome(compiled_in, context()) == _outcome(wrapped, context())
