@@ -326,7 +326,25 @@ def _attribute_reader(env: SandboxedEnvironment, attribute: str) -> Callable[[An
 
 
 def _callable_check(env: SandboxedEnvironment) -> Callable[[Any], Any]:
+    """The callee if Jinja's sandbox would call it plainly, else :class:`_Miss`.
+
+    For a Python function or a method of one, with the stock ``is_safe_callable``, the markers the
+    sandbox looks for (``unsafe_callable``, ``alters_data``, ``jinja_pass_arg``) can only be in the
+    function's ``__dict__``: read there, without three failing attribute lookups.
+    """
+    stock = type(env).is_safe_callable is SandboxedEnvironment.is_safe_callable
+
     def check(function: Any) -> Any:
+        target = function.__func__ if type(function) is types.MethodType else function
+        if stock and type(target) is types.FunctionType:
+            markers = target.__dict__
+            if (
+                markers.get("unsafe_callable", False)
+                or markers.get("alters_data", False)
+                or markers.get("jinja_pass_arg") is not None
+            ):
+                raise _Miss
+            return function
         if (
             not env.is_safe_callable(function)
             or _PassArg.from_obj(function) is not None

@@ -268,3 +268,22 @@ def test_a_fallback_compiled_in_answers_as_with_fallback(source: str) -> None:
     compiled_in = fast_expression(VALUES, source, lambda c: jinja(**c))
     wrapped = with_fallback(fast_expression(VALUES, source), lambda c: jinja(**c))
     assert _outcome(compiled_in, context()) == _outcome(wrapped, context())
+
+
+def _marked(**markers: Any) -> Any:
+    def function(value: Any) -> Any:
+        return value
+
+    function.__dict__.update(markers)
+    return function
+
+
+@pytest.mark.parametrize(
+    "markers", [{}, {"unsafe_callable": True}, {"alters_data": True}, {"jinja_pass_arg": None}]
+)
+def test_a_function_s_sandbox_markers_decide_as_jinja_decides(markers: dict[str, Any]) -> None:
+    source = "function(fields.code)"
+    jinja = VALUES.compile_expression(source, undefined_to_none=False)
+    evaluate = with_fallback(fast_expression(VALUES, source), lambda c: jinja(**c))
+    values = {**context(), "function": _marked(**markers)}
+    assert _outcome(evaluate, values) == _outcome(lambda c: jinja(**c), values)
