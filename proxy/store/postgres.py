@@ -378,6 +378,11 @@ class PostgresStore(Store):
                 now,
                 durable,
             )
+            if stored is None:
+                # A concurrent writer inserted the digest and committed after this statement's snapshot
+                # was taken: the insert did nothing and the select could not see that row. A new
+                # statement (a new snapshot) sees it.
+                stored = await connection.fetchval("SELECT value FROM memos WHERE digest = $1", digest)
         return str(stored)
 
     async def _recall(self, digest: str) -> str | None:
