@@ -92,7 +92,10 @@ class MappedOperations(Mapping[tuple[str, str], OperationHandler]):
         return {key: operation for key, operation in operations.items() if operation.legacy.rest is None}
 
     def __getitem__(self, key: tuple[str, str]) -> OperationHandler:
-        if key not in self._operations():
+        # One lookup per request (not a copy of every operation): this runs for each SOAP call.
+        pipeline = self._pipeline()
+        operation = None if pipeline is None else pipeline.mappings.current().operations.get(key)
+        if operation is None or operation.legacy.rest is not None:
             raise KeyError(key)
         return self._handle
 
