@@ -47,6 +47,7 @@ async def _run_fakes(workdir: Path, count: int, attachment: int) -> None:
     import dataclasses
     import hashlib
 
+    from proxy.sandbox import fixtures
     from proxy.sandbox.apps_model import Instance
     from proxy.sandbox.world import sandbox_settings_document, start_fakes, write_sandbox_files
 
@@ -59,7 +60,7 @@ async def _run_fakes(workdir: Path, count: int, attachment: int) -> None:
             instance = Instance(
                 guid=uuid.uuid4(),
                 app=app,
-                party_id=50001901,
+                party_id=fixtures.PARTY_IDS["310000019"],
                 org_number="310000019",
                 created=moment,
                 created_by="bench",

@@ -35,8 +35,6 @@ FORM_ROOT_ELEMENT = "Skjema"
 ATTACHMENT_DATA_TYPE = "vedlegg"
 #: The attachment data type's ``maxSize`` (MB) in the app's metadata.
 ATTACHMENT_MAX_MB = 10
-#: The register's party ids of the demo organisations (what Altinn 3 names instance owners by).
-PARTY_IDS = {"310000019": 50001901, "310000027": 50002701, "310000035": 50003501}
 
 END_USER_SCOPES = (
     AUTHORIZED_PARTIES_SCOPE,
@@ -118,6 +116,9 @@ DEMO_PARTIES = (
     ),
     DemoParty("KARI SANDBOX", 50200001, "0e9b2c4a-1f3d-4c55-8a6e-010170121810", person_id="01017012181"),
 )
+#: The register's party ids of the demo organisations (what Altinn 3 names instance owners by): the
+#: same parties as :data:`DEMO_PARTIES`, so an instance owner and an authorized party agree.
+PARTY_IDS = {party.organization_number: party.party_id for party in DEMO_PARTIES if party.organization_number}
 #: A person, and the organisations (by number) she may act for besides herself.
 DEMO_PERSON = "01017012181"
 DEMO_PERSON_ORGS = ("310000019", "310000027")

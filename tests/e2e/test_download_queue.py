@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import zeep.exceptions
 
+from proxy.sandbox import fixtures
 from proxy.sandbox.apps_model import Instance
 from proxy.sandbox.world import sandbox_apps
 from tests.e2e.conftest import World, legacy_client
@@ -99,7 +100,7 @@ def _archived(world: World, number: int) -> Instance:
     instance = Instance(
         guid=uuid.uuid4(),
         app=world.fakes.apps.apps[app.app_id],
-        party_id=50001901,
+        party_id=fixtures.PARTY_IDS["310000019"],
         org_number="310000019",
         created=moment,
         created_by="direct",
