@@ -645,6 +645,7 @@ def _compile_call(spec: Any, names: Names, loc: Loc) -> CompiledCall:
         method=spec.method,
         path=_path(spec.path, names, (*loc, "path")),
         app_org=None if spec.app_org is None else _value(spec.app_org, names, (*loc, "app_org")),
+        acting_for=None if spec.acting_for is None else _value(spec.acting_for, names, (*loc, "acting_for")),
         query=query,
         headers=headers,
         body=build_body(json_body, bytes_body, multipart, stream),

@@ -159,13 +159,22 @@ class CompiledIdentity:
         reportee = owner if self.reportee is None else self.reportee(context)
         grant = authorize(principal, "" if reportee is None else str(reportee).strip())
         identity = ActingIdentity("system_user", grant.org, principal.caller_id, None, grant.external_ref)
-        token = TokenRequest(
+        return identity, self._system_user_token(grant)
+
+    def token_for(self, principal: Principal, org: str, authorize: Authorizer) -> TokenRequest:
+        """The token of the system user of ``org``, another of the caller's organisations (a call's
+        ``acting_for``); the caller must be allowed to act for it, exactly as for the reportee."""
+        if self.acts_as != "system_user":
+            raise AuthorizationDenied("Only a system user's call can act for another organisation")
+        return self._system_user_token(authorize(principal, org.strip()))
+
+    def _system_user_token(self, grant: OrgGrant) -> TokenRequest:
+        return TokenRequest(
             scopes=self.scopes,
             system_user_org=grant.org,
             external_ref=grant.external_ref,
             exchange=self.exchange,
         )
-        return identity, token
 
 
 @dataclass(frozen=True)
@@ -183,6 +192,12 @@ class CompiledCall:
     accept: frozenset[int]
     idempotent: bool
     keep: Evaluate | None = None
+    #: The organisation whose system user makes the call, when not the operation's (``acting_for``).
+    acting_for: Evaluate | None = None
+
+    def acting_org(self, context: Mapping[str, Any]) -> str | None:
+        """The organisation ``acting_for`` names for one context, or None for the operation's identity."""
+        return None if self.acting_for is None else str(self.acting_for(context) or "")
 
     def build(
         self, context: Mapping[str, Any], token: TokenRequest, step: str, scope: tuple[str, str] = ("", "")
@@ -521,6 +536,10 @@ def _run(
         results[lookup.name], owner = yield lookup.request(context, request.principal)
     identity, token = operation.identity.resolve(request.principal, context, authorize, owner)
     context["identity"] = identity
+
+    def tokens(org: str | None) -> TokenRequest:
+        return token if org is None else operation.identity.token_for(request.principal, org, authorize)
+
     for name, evaluate in operation.vars:
         variables[name] = evaluate(context)
 
@@ -539,7 +558,7 @@ def _run(
             if step.foreach is not None and not items:
                 results[step.name] = []  # no items, nothing to run (the common case: no attachments)
                 continue
-            results[step.name] = yield from _run_step(step, items, context, identity, token, operation, clock)
+            results[step.name] = yield from _run_step(step, items, context, identity, tokens, operation, clock)
         except (UpstreamError, TokenError) as error:
             raise translate_fault(operation.faults, error) from error
 
@@ -554,11 +573,15 @@ def _run_step(
     items: Any,
     context: Context,
     identity: ActingIdentity,
-    token: TokenRequest,
+    tokens: Callable[[str | None], TokenRequest],
     operation: CompiledOperation,
     clock: Clock,
 ) -> Generator[PlanRequest, Any, Any]:
-    """One step's result. A ``foreach`` step's ``when`` is judged per ``items`` item (a skipped item gives None)."""
+    """One step's result. A ``foreach`` step's ``when`` is judged per ``items`` item (a skipped item gives None).
+
+    ``tokens(org)`` is the token of a call: the operation's own for None, else the system user of
+    ``org`` (a call's ``acting_for``).
+    """
     action = step.action
     if step.foreach is None:
         if step.when is not None and not step.when(context):
@@ -574,7 +597,8 @@ def _run_step(
             return None if peek is None else (yield peek)
         if isinstance(action, CompiledValue):
             return action.evaluate(context)
-        single = (action.build(context, token, step.name, (identity.caller_id, operation.legacy.operation)),)
+        memo_scope = (identity.caller_id, operation.legacy.operation)
+        single = (action.build(context, tokens(action.acting_org(context)), step.name, memo_scope),)
         return (yield from _call_until(step, single, [context]))[0]
 
     scopes = [{**context, step.item: item, "index": index} for index, item in enumerate(items or ())]
@@ -584,7 +608,9 @@ def _run_step(
         wanted = [position for position, keep in enumerate(chosen) if keep]
         targets = [scopes[position] for position in wanted]
         memo_scope = (identity.caller_id, operation.legacy.operation)
-        calls = tuple(action.build(scope, token, step.name, memo_scope) for scope in targets)
+        calls = tuple(
+            action.build(scope, tokens(action.acting_org(scope)), step.name, memo_scope) for scope in targets
+        )
         for position, value in zip(wanted, (yield from _call_until(step, calls, targets)), strict=True):
             found[position] = value
         return found

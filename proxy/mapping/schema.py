@@ -211,6 +211,9 @@ class CallSpec(_Model):
     path: str = Field(pattern=r"^/")
     #: An expression giving the service owner code of an app; absent: the platform gateway.
     app_org: str | None = None
+    #: An expression giving another of the caller's organisations whose system user makes this call
+    #: (e.g. one call per organisation with ``foreach: caller_orgs``); absent: the operation's identity.
+    acting_for: str | None = None
     query: dict[str, Any] | None = None
     headers: dict[str, str] | None = None
     json_body: Any = Field(default=None, alias="json")

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from lxml import etree
 from prometheus_client import REGISTRY
 
@@ -128,3 +129,35 @@ async def test_a_reportee_id_names_the_organisation_in_who(world: RestWorld) -> 
         reportee_id = (await client.json("GET", "/api/reportees"))["_embedded"]["reportees"][0]["ReporteeId"]
         listed = await client.json("GET", f"/api/{reportee_id}/messages")
     assert listed["_links"]["self"]["href"] == f"{world.url}/api/310000019/messages"
+
+
+def _demo_eus_acts_for_two_organisations(settings: Settings) -> Settings:
+    """The demo end-user system's credential configured for both organisations with a system user."""
+    path = settings.identity.credentials_file
+    document = yaml.safe_load(path.read_text())
+    document["callers"]["demo-eus"]["orgs"] = [{"org": org} for org in fixtures.SYSTEM_USER_ORGS]
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return settings
+
+
+async def test_a_caller_of_several_organisations_lists_the_parties_of_each_once(
+    tmp_path: Path, altinn3_contract: Any, sandbox_keys: SandboxKeys
+) -> None:
+    async with (
+        rest_world(
+            tmp_path, altinn3_contract, sandbox_keys, adjust=_demo_eus_acts_for_two_organisations
+        ) as world,
+        world.client(EUS) as client,
+    ):
+        listed = await client.json("GET", "/api/reportees")
+        reportees = {r["OrganizationNumber"]: r["ReporteeId"] for r in listed["_embedded"]["reportees"]}
+        assert sorted(reportees) == sorted(fixtures.SYSTEM_USER_ORGS)
+        assert len(listed["_embedded"]["reportees"]) == len(reportees)
+        # Each ReporteeId names its own organisation in {who}, and each party reads by its id.
+        for org, reportee_id in reportees.items():
+            one = await client.json("GET", f"/api/reportees/{reportee_id}")
+            assert one["OrganizationNumber"] == org
+            messages = await client.json("GET", f"/api/{reportee_id}/messages")
+            assert messages["_links"]["self"]["href"] == f"{world.url}/api/{org}/messages"
+        async with client.request("GET", "/api/my/messages") as response:
+            assert response.status == 400, "'my' is ambiguous for a caller of several organisations"
