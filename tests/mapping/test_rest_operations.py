@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from proxy.errors import AuthorizationDenied
 from proxy.identity.principal import CallerKind, OrgGrant, Principal
 from proxy.mapping.calls import Altinn3Call, Altinn3Response, PlanRequest
 from proxy.mapping.compiler import MappingSources, compile_sources
@@ -137,3 +138,52 @@ def test_the_shipped_rest_mappings_route_each_template_once() -> None:
     assert mappings.rest_operation("GET", "/API/{WHO}/MESSAGES") is mappings.rest_operation(
         "GET", "/api/{who}/messages"
     )
+
+
+def test_acting_for_makes_each_call_with_that_organisations_system_user(tmp_path: Path) -> None:
+    text = textwrap.dedent(
+        """
+        version: 1
+        operations:
+          - legacy: {service: LegacyRest, operation: Probe, rest: {method: GET, route: /api/reportees}}
+            identity: {as: system_user, reportee: "caller_orgs[0]", scopes: [altinn:broker.read], exchange: false}
+            fields:
+              extra: query/extra
+            steps:
+              - name: lists
+                foreach: "(caller_orgs | list) + ([fields.extra] if fields.extra else [])"
+                as: org
+                call: {api: broker, method: GET, acting_for: "{{ org }}", path: /broker/api/v1/filetransfer}
+            answer_json: {N: "{{ results.lists | length }}"}
+            example:
+              principal: {org: "310000019"}
+              request: {}
+              responses: {lists: {json: []}}
+        """
+    )
+    (tmp_path / "probe.yaml").write_text(text)
+    engine = Engine(lambda: load_mapping_set(tmp_path), RoutingTable())
+    principal = Principal(
+        "probe",
+        CallerKind.END_USER_SYSTEM,
+        orgs={"310000019": OrgGrant("310000019"), "310000027": OrgGrant("310000027", external_ref="b")},
+    )
+    seen: list[Altinn3Call] = []
+
+    def answer_batch(request: PlanRequest) -> Any:
+        calls = request.calls  # type: ignore[union-attr]
+        seen.extend(calls)
+        return tuple(Altinn3Response(200, json=[]) for _ in calls)
+
+    values: dict[str, Any] = {"route": {}, "query": {}, "body": None}
+    drive(engine.start(OperationRequest("LegacyRest", "Probe", values, principal)), answer_batch)
+    assert [(c.token.system_user_org, c.token.external_ref) for c in seen] == [
+        ("310000019", None),
+        ("310000027", "b"),
+    ]
+    # An organisation the caller may not act for is refused before any call.
+    seen.clear()
+    stranger = {**values, "query": {"extra": "310000035"}}
+    with pytest.raises(AuthorizationDenied):
+        drive(engine.start(OperationRequest("LegacyRest", "Probe", stranger, principal)), answer_batch)
+    assert seen == []
