@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
-from proxy.errors import ProxyError
+from proxy.errors import InvalidField, ProxyError
 from proxy.mapping.routing import Route
 from proxy.soap.xmlsafe import XmlLimits, parse_xml
 
@@ -123,6 +123,12 @@ def form_task_refusal(fields: Mapping[str, Any], route: Route | None) -> Refusal
         if _decoded(item.get("data")) is None:
             return _refusal(f"The AttachementData of attachment {name} is not valid base64")
     return None
+
+
+def refuse(refusal: Mapping[str, Any]) -> None:
+    """Raise Altinn 2's refusal of a form task as the caller's error (the legacy REST front answers it
+    with ``400`` and ``{"ErrorCode": 30001, "ErrorMessage": <the receipt's text>}``)."""
+    raise InvalidField(str(refusal.get("text") or "The form task was refused"))
 
 
 def _decoded(data: object) -> bytes | None:
@@ -271,6 +277,7 @@ FILTERS = {
     "digest": digest,
     "main_form": main_form,
     "form_task_refusal": form_task_refusal,
+    "refuse": refuse,
     "attachment_refusal": attachment_refusal,
     "form_task_uploads": form_task_uploads,
     "pending_uploads": pending_uploads,
