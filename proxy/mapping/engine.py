@@ -558,7 +558,9 @@ def _run(
             if step.foreach is not None and not items:
                 results[step.name] = []  # no items, nothing to run (the common case: no attachments)
                 continue
-            results[step.name] = yield from _run_step(step, items, context, identity, tokens, operation, clock)
+            results[step.name] = yield from _run_step(
+                step, items, context, identity, tokens, operation, clock
+            )
         except (UpstreamError, TokenError) as error:
             raise translate_fault(operation.faults, error) from error
 
