@@ -152,8 +152,10 @@ def compile_field(name: str, path: str, **options: Any) -> CompiledField:
     return CompiledField(name=name, path=path, steps=steps, **options)
 
 
-#: local name -> (the trie below it, the paths that end here)
+#: local name -> (the trie below it, the paths that end here); :func:`_collect` also adds namespaced
+#: tags (``{ns}name``) it resolved to a local name, at most :data:`_TAGS_PER_NODE` keys per node.
 _Trie = dict[str, tuple["_Trie", list[tuple[str, ...]]]]
+_TAGS_PER_NODE = 64
 
 
 class FieldReader:
@@ -206,11 +208,15 @@ def _collect(
 ) -> None:
     for child in element:
         tag = child.tag
-        if not isinstance(tag, str):
-            continue  # a comment or processing instruction
-        node = trie.get(tag[tag.find("}") + 1 :])  # the local name, with or without a namespace
+        node = trie.get(tag)  # a local name without a namespace, or a namespaced tag seen before
         if node is None:
-            continue
+            if not isinstance(tag, str) or not tag.startswith("{"):
+                continue  # a comment or processing instruction, or a local name no path has
+            node = trie.get(tag[tag.find("}") + 1 :])  # by local name, in any namespace
+            if node is None:
+                continue
+            if len(trie) < _TAGS_PER_NODE:
+                trie[tag] = node  # bounded: a caller's made-up namespaces cannot grow it further
         below, ends = node
         for steps in ends:
             found.setdefault(steps, []).append(child)

@@ -61,3 +61,14 @@ def test_a_required_field_that_is_missing_is_refused() -> None:
     body = etree.fromstring(b"<Op><A/></Op>")
     with pytest.raises(InvalidField, match="A/B is required"):
         read_fields((compile_field("b", "A/B", required=True),), body)
+
+
+def test_a_reader_reads_every_namespace_also_beyond_the_tags_it_remembers() -> None:
+    reader = FieldReader((compile_field("b", "A/B", many=True),))
+    for round_ in range(2):  # the second round finds the remembered tags
+        namespaces = [f"urn:n{n}" for n in range(200)]
+        children = "".join(
+            f'<x:A xmlns:x="{ns}"><y:B xmlns:y="{ns}">{n}</y:B></x:A>' for n, ns in enumerate(namespaces)
+        )
+        body = etree.fromstring(f"<Op>{children}<!-- c --><A><B>plain</B></A></Op>".encode())
+        assert reader.read(body) == {"b": [*(str(n) for n in range(200)), "plain"]}, round_
