@@ -152,8 +152,17 @@ class FakeBroker:
     # -- processing ---------------------------------------------------------------------------
 
     async def process_pending(self) -> int:
-        """Finish the processing of every upload that is due by the clock; returns how many."""
+        """Finish the processing of every upload that is due by the clock; returns how many.
+
+        Transfers whose time to live has run out are purged first, whatever their status (Altinn's
+        PurgeFileTransferHandler, scheduled at initialise for the expiration time): the file is
+        deleted and the transfer is ``Purged``.
+        """
         now = self.clock()
+        for transfer in [t for t in self.transfers.values() if t.expires <= now]:
+            if transfer.status is not FileTransferStatus.PURGED and transfer.id not in self._processing:
+                await self.files.remove(transfer.id)
+                transfer.move_to(FileTransferStatus.PURGED, now, "File transfer purged")
         due = [
             transfer
             for transfer in self.transfers.values()
@@ -387,9 +396,9 @@ class FakeBroker:
         caller = self._caller(request, SCOPE_READ)
         await self.process_pending()
         transfer = self._recipient_transfer(request, caller)
-        if transfer.status in (FileTransferStatus.INITIALIZED, FileTransferStatus.UPLOAD_STARTED):
-            raise no_file_uploaded()
-        if transfer.status is not FileTransferStatus.PUBLISHED:
+        # Altinn's DownloadFileHandler: any status but Published or AllConfirmedDownloaded is
+        # "not available" (an Initialized one too); a file stays downloadable after every confirm.
+        if transfer.status not in VISIBLE_TO_RECIPIENTS:
             raise not_available()
         if transfer.recipients[caller.party_org].status is RecipientStatus.INITIALIZED:
             transfer.move_recipient(caller.party_org, RecipientStatus.DOWNLOAD_STARTED, self.clock())
@@ -409,7 +418,9 @@ class FakeBroker:
         transfer = self._recipient_transfer(request, caller)
         if transfer.status in (FileTransferStatus.INITIALIZED, FileTransferStatus.UPLOAD_STARTED):
             raise no_file_uploaded()
-        if transfer.status not in VISIBLE_TO_RECIPIENTS:
+        # Altinn's ConfirmDownloadHandler: only a Published transfer, so a confirm resent after the
+        # last recipient's (AllConfirmedDownloaded) is refused like an unpublished one.
+        if transfer.status is not FileTransferStatus.PUBLISHED:
             raise not_published()
         state = transfer.recipients[caller.party_org]
         if state.status is RecipientStatus.INITIALIZED:

@@ -188,20 +188,34 @@ def test_available_files_lists_published_transfers_for_the_recipient(
     )
 
 
-def test_confirm_downloaded_posts_confirmdownload(mapping_set: MappingSet, altinn3_contract: Any) -> None:
+@pytest.mark.parametrize(
+    ("recipient_status", "confirmed"), [("DownloadStarted", True), ("DownloadConfirmed", False)]
+)
+def test_confirm_downloaded_posts_confirmdownload_unless_confirmed_already(
+    mapping_set: MappingSet, altinn3_contract: Any, recipient_status: str, confirmed: bool
+) -> None:
     body = _xml(
         f"<ConfirmDownloadedBasic xmlns='{NS}'><fileReference>{FILE_ID}</fileReference>"
         "<reportee>310000027</reportee></ConfirmDownloadedBasic>"
     )
     request = OperationRequest("BrokerServiceExternalBasic", "ConfirmDownloadedBasic", body, RECIPIENT)
+    # After the last recipient's confirmation Altinn 3 refuses another (BRO-00010): a resend is done.
+    status = "AllConfirmedDownloaded" if recipient_status == "DownloadConfirmed" else "Published"
 
-    answer, seen = run(
-        _engine(mapping_set).start(request), _not_recalled(Altinn3Response(200)), altinn3_contract
+    def answers(request: PlanRequest) -> Any:
+        if isinstance(request, Recall):
+            return None
+        assert isinstance(request, Altinn3Call)
+        return Altinn3Response(
+            200, json=_overview(status, recipient_status) if request.method == "GET" else None
+        )
+
+    answer, seen = run(_engine(mapping_set).start(request), answers, altinn3_contract)
+
+    posts = [(c.method, c.path) for c in seen if isinstance(c, Altinn3Call) and c.method == "POST"]
+    assert posts == (
+        [("POST", f"/broker/api/v1/filetransfer/{FILE_ID}/confirmdownload")] if confirmed else []
     )
-
-    assert [(c.method, c.path) for c in seen if isinstance(c, Altinn3Call)] == [
-        ("POST", f"/broker/api/v1/filetransfer/{FILE_ID}/confirmdownload")
-    ]
     assert canonical(answer.xml) == canonical(f"<ConfirmDownloadedBasicResponse xmlns='{NS}'/>".encode())
 
 

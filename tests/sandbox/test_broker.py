@@ -293,6 +293,33 @@ async def test_full_flow_from_initialize_to_confirmed_download(platform: Platfor
         "DownloadConfirmed",
     ]
 
+    # As in Altinn/altinn-broker: the file stays downloadable once everyone confirmed, but only a
+    # Published transfer can be confirmed (DownloadFileHandler, ConfirmDownloadHandler).
+    status, body, _ = await platform.call("GET", f"{BASE}/{transfer_id}/download", token, check=False)
+    assert (status, body) == (200, data)
+    status, problem, _ = await platform.call(
+        "POST", f"{BASE}/{transfer_id}/confirmdownload", token, check=False
+    )
+    assert (status, problem["code"]) == (400, "BRO-00010")
+
+
+async def test_a_transfer_is_purged_when_its_time_to_live_runs_out(platform: Platform) -> None:
+    transfer_id = await platform.initialize()
+    await platform.upload(transfer_id, b"body")
+    platform.clock.now += 5
+    assert (await platform.overview(transfer_id))["fileTransferStatus"] == "Published"
+
+    platform.clock.now += platform.broker.time_to_live
+    await platform.broker.process_pending()
+
+    assert (await platform.overview(transfer_id))["fileTransferStatus"] == "Purged"
+    assert not platform.storage.joinpath(f"{transfer_id}.bin").exists()
+    assert await platform.available() == []
+    status, problem, _ = await platform.call(
+        "GET", f"{BASE}/{transfer_id}/download", platform.token(RECIPIENT, READ), check=False
+    )
+    assert (status, problem["code"]) == (403, "BRO-00007")
+
 
 async def test_sender_and_service_owner_listings(platform: Platform) -> None:
     transfer_id = await platform.initialize()
@@ -426,7 +453,7 @@ async def test_refusals_of_download_and_confirm(platform: Platform) -> None:
     transfer_id = await platform.initialize()
     token = platform.token(RECIPIENT, READ)
     status, problem, _ = await platform.call("GET", f"{BASE}/{transfer_id}/download", token, check=False)
-    assert (status, problem["code"]) == (400, "BRO-00003"), "nothing uploaded yet"
+    assert (status, problem["code"]) == (403, "BRO-00007"), "nothing uploaded yet: not available"
     await platform.upload(transfer_id, b"body")
     status, problem, _ = await platform.call("GET", f"{BASE}/{transfer_id}/download", token, check=False)
     assert (status, problem["code"]) == (403, "BRO-00007"), "still processing"
