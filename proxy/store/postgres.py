@@ -165,7 +165,8 @@ class PostgresStore(Store):
     async def close(self) -> None:
         """Close the pool, waiting briefly for connections in use."""
         try:
-            await asyncio.wait_for(self._pool.close(), timeout=10)
+            async with asyncio.timeout(10):
+                await self._pool.close()
         except TimeoutError:
             self._pool.terminate()
 

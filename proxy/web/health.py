@@ -55,7 +55,10 @@ class Readiness:
         ready = not self.draining
         for name, check in self.checks.items():
             try:
-                details[name] = await asyncio.wait_for(check(), CHECK_TIMEOUT_SECONDS)
+                # asyncio.timeout, not wait_for: Python 3.11's wait_for loses a cancellation that
+                # arrives as the check finishes, and the watcher (cancelled at shutdown) runs on.
+                async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
+                    details[name] = await check()
             except Exception as error:  # a failing check means "not ready", whatever it raised
                 ready = False
                 details[name] = {"ok": False, "error": type(error).__name__}

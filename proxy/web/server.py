@@ -186,7 +186,8 @@ async def serve(
         log.info("draining", drain_delay=0 if interrupted else config.drain_delay, drain=config.drain)
         if config.drain_delay and not interrupted:
             with contextlib.suppress(TimeoutError):  # a second signal ends the delay early
-                await asyncio.wait_for(stop.wait(), config.drain_delay)
+                async with asyncio.timeout(config.drain_delay):
+                    await stop.wait()
     finally:
         # Signals during the drain change nothing (it is bounded by ``drain``): one that killed the
         # process would cut off the requests it is finishing.

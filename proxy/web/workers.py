@@ -177,7 +177,8 @@ class Supervisor:
         worker.process = process
         assert process.stdout is not None
         try:
-            line = await asyncio.wait_for(process.stdout.readline(), STARTUP_SECONDS)
+            async with asyncio.timeout(STARTUP_SECONDS):
+                line = await process.stdout.readline()
         except TimeoutError:
             line = b""
         if line != READY_LINE:
@@ -217,7 +218,8 @@ class Supervisor:
         running = self.signal_workers(signum)
         deadline = self.spec.drain_budget + STOP_GRACE_SECONDS
         try:
-            codes = await asyncio.wait_for(asyncio.gather(*(p.wait() for p in running)), deadline)
+            async with asyncio.timeout(deadline):
+                codes = await asyncio.gather(*(p.wait() for p in running))
         except TimeoutError:
             for process in running:
                 with contextlib.suppress(ProcessLookupError):

@@ -4,6 +4,7 @@ gauge that follows the real state, and access lines that are useful and quiet.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from pathlib import Path
 
@@ -178,3 +179,27 @@ async def test_streamed_requests_have_their_own_latency_view() -> None:
         == 1
     )
     assert STREAMED_REQUEST_SECONDS._labelnames == ("route",)
+
+
+async def test_the_readiness_watcher_stops_when_cancelled_as_a_check_finishes() -> None:
+    """Python 3.11's ``asyncio.wait_for`` lost a cancellation that arrived as its awaitable finished:
+    the watcher then ran on, and the app's cleanup (which cancels and awaits it) hung for ever."""
+    watcher: asyncio.Task[None] | None = None
+    naps: list[float] = []
+
+    async def check() -> dict[str, bool]:
+        assert watcher is not None
+        watcher.cancel()  # the cancellation arrives in the very step the check finishes
+        return {"ok": True}
+
+    async def sleep(interval: float) -> None:
+        naps.append(interval)
+        if len(naps) > 3:
+            raise RuntimeError("the watcher ran on after it was cancelled")
+        await asyncio.sleep(0)
+
+    watcher = asyncio.create_task(Readiness(checks={"store": check}).watch(interval=5, sleep=sleep))
+    with contextlib.suppress(asyncio.CancelledError):
+        await watcher
+    assert watcher.cancelled()
+    assert len(naps) <= 1
