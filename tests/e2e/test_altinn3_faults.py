@@ -96,10 +96,13 @@ async def faulty_deployment(
     log_level: str = "info",
     limits: dict[str, float] | None = None,
     sections: dict[str, dict[str, Any]] | None = None,
+    upstream_deadline: float = 30.0,
 ) -> AsyncIterator[Faulty]:
     """Fakes, chaos and one proxy process whose deadlines are short enough for a test.
 
     ``sections`` are merged into the settings document's sections of those names.
+    ``upstream_deadline`` is every outbound timeout: short where a test injects hanging or slow
+    answers, generous elsewhere, so that a starved shared machine does not look like a slow Altinn.
 
     On the way out: no upstream request open and, once the upstream has closed its side, no socket
     to it; no temporary file, open or not; ready; and no secret in any log line or metric (the scan
@@ -112,7 +115,8 @@ async def faulty_deployment(
         await asyncio.to_thread(write_sandbox_files, tmp_path, fakes.keys)
         document = sandbox_settings_document(fakes, tmp_path, port=0)
         document["altinn"].update(platform_url=chaos_url, apps_url=chaos_url + "/apps/{org}")
-        document["timeouts"].update(connect=2.0, total=2.0, read=2.0)
+        deadline = upstream_deadline
+        document["timeouts"].update(connect=deadline, total=deadline, read=deadline)
         document["logging"] = {"level": log_level}
         document["limits"] = limits or {}
         document["upstream"] = {
@@ -174,7 +178,9 @@ async def _assert_healthy_and_no_secret(faulty: Faulty) -> None:
 async def faulty(
     tmp_path: Path, sandbox_keys: SandboxKeys, altinn3_contract: Any, reference: os.PathLike[str]
 ) -> AsyncIterator[Faulty]:
-    async with faulty_deployment(tmp_path, sandbox_keys, altinn3_contract, reference) as deployed:
+    async with faulty_deployment(
+        tmp_path, sandbox_keys, altinn3_contract, reference, upstream_deadline=2.0
+    ) as deployed:
         yield deployed
 
 

@@ -153,7 +153,9 @@ class World:
             or self.maskinporten_url + "/.well-known/oauth-authorization-server",
             environment="sandbox",
             system_id=SYSTEM_ID,
-            timeouts=timeouts or Timeouts(connect=2.0, total=10.0),
+            # Generous: these tests are about caching and refusals, not deadlines (the deadline tests
+            # set their own), and fifty grants at once must not time out on a starved shared machine.
+            timeouts=timeouts or Timeouts(connect=30.0, total=60.0),
             refresh=refresh or RefreshPolicy(),
         )
 
